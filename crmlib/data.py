@@ -1,0 +1,227 @@
+"""CrmData: the audited snapshot every report of a run reads.
+
+``open_data(source)`` reads the export (:mod:`crmlib.load`), audits it
+(:mod:`crmlib.audit`) and returns a :class:`CrmData`: the clean canonical tables, the
+quarantine, the findings, the per-table counts and scores, and a fingerprint of the
+input. The runner saves it once per run as Parquet (:meth:`CrmData.save`) and every
+notebook of the pack opens that snapshot (:meth:`CrmData.load`) instead of reading and
+auditing the export again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone as dt_timezone
+from pathlib import Path
+
+import pandas as pd
+
+from .audit import audit
+from .errors import CrmConfigError, CrmDataError, MissingTableError
+from .load import Mapping, export_mapping, is_database_url, read_source, safe_source_label
+from .schema import TABLES, spec
+
+SNAPSHOT_VERSION = 1
+
+
+@dataclass
+class CrmData:
+    """Clean canonical tables + quarantine + findings + counts + fingerprint + meta."""
+
+    tables: dict[str, pd.DataFrame]
+    quarantine: pd.DataFrame
+    findings: pd.DataFrame
+    counts: pd.DataFrame
+    completeness: pd.DataFrame
+    fingerprint: str
+    meta: dict = field(default_factory=dict)
+
+    def has(self, *names: str) -> bool:
+        return all(n in self.tables for n in names)
+
+    def missing(self, *names: str) -> list[str]:
+        return [n for n in names if n not in self.tables]
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A clean table; MissingTableError when the export does not have it."""
+        spec(name)
+        if name not in self.tables:
+            raise MissingTableError(f"the export has no {name} table", table=name)
+        return self.tables[name]
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.table(name)
+
+    # ------------------------------------------------------------ persistence
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write the snapshot as Parquet files + meta.json into ``folder``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, df in self.tables.items():
+            df.to_parquet(folder / f"{name}.parquet", index=False)
+        for name in ("quarantine", "findings", "counts", "completeness"):
+            getattr(self, name).to_parquet(folder / f"_{name}.parquet", index=False)
+        meta = dict(self.meta, fingerprint=self.fingerprint, snapshot_version=SNAPSHOT_VERSION,
+                    tables=sorted(self.tables))
+        (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> "CrmData":
+        folder = Path(folder)
+        meta_path = folder / "meta.json"
+        if not meta_path.exists():
+            raise CrmConfigError(f"snapshot {folder} has no meta.json; was it written by CrmData.save?")
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        tables = {n: pd.read_parquet(folder / f"{n}.parquet") for n in meta.get("tables", [])}
+        parts = {n: pd.read_parquet(folder / f"_{n}.parquet")
+                 for n in ("quarantine", "findings", "counts", "completeness")}
+        fp = meta.pop("fingerprint")
+        meta.pop("tables", None)
+        meta.pop("snapshot_version", None)
+        return cls(tables, parts["quarantine"], parts["findings"], parts["counts"],
+                   parts["completeness"], fp, meta)
+
+    # ------------------------------------------------------------ views
+    def filtered(self, *, owners=None, teams=None) -> "CrmData":
+        """The same snapshot restricted to some owners and/or teams (by owner_id / agent_id)."""
+        owners = [str(o) for o in (owners or [])]
+        teams = [str(t) for t in (teams or [])]
+        if not owners and not teams:
+            return self
+        keep = set(owners)
+        if teams:
+            users = self.table("users") if "users" in self.tables else None
+            if users is None:
+                raise CrmConfigError("a teams filter needs the users table (it maps owners to teams)")
+            unknown = sorted(set(teams) - set(users["team"].dropna()))
+            if unknown:
+                raise CrmConfigError(f"unknown team(s) {', '.join(unknown)}; teams in the export: "
+                                     f"{', '.join(sorted(users['team'].dropna().unique()))}")
+            keep |= set(users.loc[users["team"].isin(teams), "user_id"])
+        tables = {}
+        for name, df in self.tables.items():
+            col = "owner_id" if "owner_id" in df.columns else ("agent_id" if "agent_id" in df.columns else None)
+            if name == "targets":
+                team_rows = df["team"].isin(teams) if teams else False
+                tables[name] = df[df["owner_id"].isin(keep) | team_rows].reset_index(drop=True)
+            elif name == "users":
+                tables[name] = df[df["user_id"].isin(keep)].reset_index(drop=True)
+            elif col and name != "accounts":
+                tables[name] = df[df[col].isin(keep)].reset_index(drop=True)
+            else:
+                tables[name] = df
+        meta = dict(self.meta, owners=owners, teams=teams)
+        return CrmData(tables, self.quarantine, self.findings, self.counts, self.completeness,
+                       self.fingerprint, meta)
+
+    def masked(self, *, salt: str | None = None) -> "CrmData":
+        """Personal data replaced by stable pseudonyms (salt from CRM_PII_SALT)."""
+        from .privacy import mask_data
+
+        return mask_data(self, salt=salt)
+
+
+# ---------------------------------------------------------------- opening
+def export_settings(source: str | os.PathLike, mapping=None) -> dict:
+    """The export's recorded settings (as_of, extracted_at, timezone, currency) without loading."""
+    if is_database_url(str(source)):
+        m = export_mapping(source, mapping) if mapping is not None else Mapping()
+    else:
+        m = export_mapping(source, mapping)
+    return {"as_of": m.as_of, "extracted_at": m.extracted_at, "timezone": m.timezone,
+            "currency": m.currency, "name": m.name}
+
+
+def fingerprint_files(paths, mapping: Mapping) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps(mapping.raw, sort_keys=True, default=str).encode())
+    for p in sorted(paths, key=lambda p: Path(p).name):
+        h.update(Path(p).name.encode())
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def fingerprint_frames(tables: dict[str, pd.DataFrame]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tables):
+        df = tables[name]
+        h.update(name.encode())
+        h.update(",".join(map(str, df.columns)).encode())
+        h.update(pd.util.hash_pandas_object(df.astype("str"), index=False).values.tobytes())
+    return h.hexdigest()[:16]
+
+
+def open_data(source: str | os.PathLike = "data/sample", *, timezone: str = "UTC",
+              mapping: Mapping | str | dict | None = None, mask_pii: bool = False,
+              extracted_at: str | pd.Timestamp | None = None, snapshot: str | os.PathLike | None = None,
+              owners=None, teams=None) -> CrmData:
+    """Read, audit and return the export as a CrmData snapshot.
+
+    ``snapshot``: a folder written by :meth:`CrmData.save` (the runner passes it) is
+    opened instead of reading the source again. ``extracted_at``: when the export was
+    taken (default: the export's own record, else now); later event times are
+    quarantined as impossible.
+    """
+    if snapshot:
+        data = CrmData.load(snapshot)
+        if data.meta.get("timezone") != timezone:
+            data = _convert_tz(data, timezone)
+    else:
+        data = _read_and_audit(source, timezone=timezone, mapping=mapping, extracted_at=extracted_at)
+    if mask_pii and not data.meta.get("masked"):
+        data = data.masked()
+    return data.filtered(owners=owners, teams=teams)
+
+
+def _read_and_audit(source, *, timezone, mapping, extracted_at) -> CrmData:
+    _check_timezone(timezone)
+    raw = read_source(source, mapping=mapping)
+    m = raw.mapping
+    ext = extracted_at or m.extracted_at
+    if ext is None:
+        ext_ts = pd.Timestamp(datetime.now(dt_timezone.utc)).floor("s")
+        ext_note = "no extracted_at recorded: events after the time of loading count as future"
+    else:
+        ext_ts = pd.Timestamp(ext)
+        ext_ts = ext_ts.tz_localize(m.timezone) if ext_ts.tzinfo is None else ext_ts
+        ext_note = None
+    ext_ts = ext_ts.tz_convert(timezone)
+    result = audit(raw, timezone=timezone, extracted_at=ext_ts)
+    fp = fingerprint_files(raw.files, m) if raw.files else fingerprint_frames(result.tables)
+    notes = result.notes + ([ext_note] if ext_note else [])
+    meta = {
+        "source": safe_source_label(source), "timezone": timezone, "currency": m.currency,
+        "as_of": m.as_of, "extracted_at": ext_ts.isoformat(), "mapping": m.name,
+        "notes": notes, "masked": False,
+    }
+    return CrmData(result.tables, result.quarantine, result.findings, result.counts,
+                   result.completeness, fp, meta)
+
+
+def _check_timezone(tz: str) -> None:
+    try:
+        pd.Timestamp("2024-01-01", tz=tz)
+    except Exception:  # noqa: BLE001 - any failure means the name is not a timezone
+        raise CrmConfigError(f"unknown timezone {tz!r}; use an IANA name such as UTC or "
+                             "Europe/Berlin") from None
+
+
+def _convert_tz(data: CrmData, tz: str) -> CrmData:
+    _check_timezone(tz)
+    tables = {}
+    for name, df in data.tables.items():
+        df = df.copy()
+        for c in TABLES[name].of_kind("timestamp"):
+            df[c] = df[c].dt.tz_convert(tz)
+        tables[name] = df
+    return CrmData(tables, data.quarantine, data.findings, data.counts, data.completeness,
+                   data.fingerprint, dict(data.meta, timezone=tz))
+
+
+__all__ = ["CrmData", "open_data", "export_settings", "CrmDataError"]
