@@ -25,7 +25,8 @@ import pandas as pd
 __all__ = [
     "esc", "plain", "md", "money", "pct", "count", "days", "change", "significance", "interval",
     "describe_pipeline", "describe_changes", "describe_win_rate", "describe_stalled",
-    "describe_task_coverage", "describe_owner_load", "describe_velocity",
+    "describe_task_coverage", "describe_owner_load", "describe_velocity", "describe_audit",
+    "describe_conservation", "describe_staleness", "describe_issues", "describe_notes",
 ]
 
 NA_TEXT = "n/a"
@@ -321,3 +322,55 @@ def _label(row, cols, *, missing: str = NA_TEXT) -> str:
         if col in row.index and not _missing(row[col]):
             return str(row[col])
     return missing
+
+
+# ----------------------------------------------------------------------------- data audit
+def describe_audit(verdict) -> str:
+    """The audit verdict in two sentences (a QualityVerdict from metrics.quality)."""
+    q, f, n = verdict.quarantined_rows, verdict.flagged_rows, verdict.input_rows
+    text = (f"The export holds {count(n, 'row')}: {count(verdict.kept_rows)} kept, "
+            f"{count(q)} quarantined ({pct(q / n if n else float('nan'))}) and {count(f)} kept but "
+            f"flagged for a fix at the source. Overall data-quality score: "
+            f"**{verdict.score:.1f} / 100**")
+    if verdict.worst_table is not None and verdict.worst_score is not None and verdict.worst_score < 100:
+        text += f"; the weakest table is {esc(verdict.worst_table)} ({verdict.worst_score:.1f})"
+    return text + "."
+
+
+def describe_conservation(counts: pd.DataFrame) -> str:
+    """Whether every table's rows add up (input = kept + quarantined)."""
+    tables = counts[counts["table"] != "all"]
+    broken = tables[tables["input"] != tables["kept"] + tables["quarantined"]]
+    if len(broken):
+        names = ", ".join(esc(t) for t in broken["table"])
+        return f"**Rows are missing from the count in {names}: this is a bug, please report it.**"
+    return (f"Nothing was dropped silently: in all {count(len(tables), 'table')} the rows read equal "
+            "the rows kept plus the rows quarantined.")
+
+
+def describe_issues(issues: pd.DataFrame) -> str:
+    """The most frequent problems in one sentence (from metrics.quality.issues_by_check)."""
+    if not len(issues):
+        return "No row failed a check."
+    top = issues.head(3)
+    parts = [f"{count(int(r.rows), 'row')} of {esc(r.table)} ({esc(r.meaning)}, {esc(r.outcome)})"
+             for r in top.itertuples()]
+    return "The most frequent problems: " + "; ".join(parts) + "."
+
+
+def describe_staleness(staleness) -> str:
+    """Stale contacts in one sentence (from metrics.quality.stale_contacts)."""
+    if not staleness.total:
+        return "No contact has an update date, so staleness cannot be measured."
+    return (f"{count(staleness.stale, 'contact')} of {count(staleness.total)} "
+            f"({pct(staleness.share)}) have not been updated for more than {staleness.months} months; "
+            "people change jobs and addresses (the sources: 40% of email users change address at "
+            "least every two years), so these records are worth re-checking.")
+
+
+def describe_notes(notes) -> str:
+    """Loading notes (files not used, columns ignored, ...) as an escaped bullet list."""
+    notes = [n for n in notes if n]
+    if not notes:
+        return "Loading had nothing to report: every file and column was used."
+    return "\n".join(f"- {esc(n)}" for n in notes)

@@ -199,6 +199,37 @@ def plot_owner_load(data: pd.DataFrame, *, cap: float | None = None, top: int = 
     return ax
 
 
+def plot_quality_scores(data: pd.DataFrame, *, threshold: float = 90.0, ax: Axes | None = None,
+                        title: str | None = None, **kws) -> Axes:
+    """Data-quality score per table as bars (tables under ``threshold`` highlighted).
+
+    ``data`` is ``CrmData.counts`` (table, score, ...); the overall row ("all") is
+    drawn as a dashed line.
+    """
+    ax = _axes(ax)
+    tables = data[data["table"] != "all"].sort_values("score")
+    colours = palette()
+    pos = np.arange(len(tables))
+    ax.barh(pos, tables["score"], color=[colours[3] if v < threshold else colours[0]
+                                          for v in tables["score"]], height=0.7, **kws)
+    ax.set_yticks(pos, [str(t) for t in tables["table"]], parse_math=False)
+    overall = data.loc[data["table"] == "all", "score"]
+    if len(overall):
+        line = ax.axvline(float(overall.iloc[0]), color="black", linestyle="--", linewidth=1.2,
+                          label=f"overall: {float(overall.iloc[0]):.1f}")
+        line.set_gid("overall")
+        ax.legend(loc="lower left", frameon=True)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("data-quality score (100 = every row clean)")
+    if title is None:
+        weak = tables[tables["score"] < threshold]
+        title = (f"{narrative.count(len(weak), 'table')} below {threshold:.0f}: "
+                 f"{', '.join(map(str, weak['table']))}" if len(weak)
+                 else f"Every table scores {threshold:.0f} or more")
+    _title(ax, title)
+    return ax
+
+
 # ----------------------------------------------------------------------------- helpers
 def _axes(ax: Axes | None) -> Axes:
     if ax is None:

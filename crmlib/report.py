@@ -61,6 +61,13 @@ class Report:
             display(Markdown(f"**Skipped:** {reason}"))
             raise ReportSkipped(reason)
 
+    def available(self, table: str, what: str) -> bool:
+        """True when the export has ``table``; otherwise say in one sentence what is left out."""
+        if self.data.has(table):
+            return True
+        self.say(f"*The export has no {table} table, so {what} is left out.*")
+        return False
+
     # ------------------------------------------------------------ output
     def show(self, df: pd.DataFrame, **kws):
         """Display a table with every value escaped (see crmlib.display.show_table)."""
@@ -81,6 +88,13 @@ class Report:
 
     def alert(self, key: str, message: str, **kws):
         return self.recorder.alert(key, message, **kws)
+
+    @property
+    def lookback_start(self) -> pd.Timestamp:
+        """Start of the oldest of the last ``lookback_periods`` periods (the current one included)."""
+        from .periods import periods_back
+
+        return periods_back(self.as_of, self.period, self.lookback_periods)[0].start
 
     @property
     def periods(self):
@@ -106,7 +120,23 @@ def resolve_as_of(as_of, source, *, today: dt.date | None = None) -> dt.date:
     return default_as_of(today or dt.date.today())
 
 
-def start(name: str, *, title: str = "", source="../data/sample", as_of=None, period: str = "week",
+COMMON_PARAMETERS = ("source", "as_of", "period", "lookback_periods", "timezone", "currency", "owners",
+                     "teams", "mask_pii", "snapshot", "results_dir")
+
+
+def start(name: str, title: str = "", namespace: dict | None = None, **kws) -> "Report":
+    """Set up a report from the notebook's parameters.
+
+    ``namespace`` is the notebook's ``globals()``: the common parameters
+    (:data:`COMMON_PARAMETERS`) are taken from it, so the first cell after the parameters
+    reads ``r = report.start("02_pipeline", "Pipeline", globals())``. Keywords override.
+    """
+    params = {k: namespace[k] for k in COMMON_PARAMETERS if namespace and k in namespace}
+    params.update(kws)
+    return _start(name, title=title, **params)
+
+
+def _start(name: str, *, title: str = "", source="../data/sample", as_of=None, period: str = "week",
           lookback_periods: int = 12, timezone: str = "UTC", currency: str = "EUR", owners=(),
           teams=(), mask_pii: bool = False, snapshot=None, results_dir=None, **params) -> Report:
     """Open the data and set up the report (called in the first cell after the parameters)."""

@@ -348,3 +348,12 @@ def glossary_of_columns() -> pd.DataFrame:
         for t in TABLES.values() for c in t.columns
     ]
     return pd.DataFrame(rows)
+
+
+def tables_overview() -> pd.DataFrame:
+    """One row per canonical table: name, what CRMs call it, required, meaning, its columns."""
+    return pd.DataFrame([
+        {"table": t.name, "called in CRMs": t.crm_object, "required": t.required, "meaning": t.doc,
+         "columns": ", ".join(t.column_names)}
+        for t in TABLES.values()
+    ])

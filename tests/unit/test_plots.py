@@ -115,3 +115,18 @@ def test_names_with_dollars_and_markup_are_drawn_as_plain_text():
     ax.figure.canvas.draw()  # would raise on broken mathtext
     assert ax.get_yticklabels()[0].get_text() == name
     assert ax.get_title(loc="left") == "Cost $5 and $6"
+
+
+def test_quality_scores_highlight_weak_tables_and_draw_the_overall_line():
+    import pandas as pd
+
+    from crmlib.plots import plot_quality_scores
+
+    counts = pd.DataFrame({"table": ["deals", "leads", "all"], "score": [70.0, 99.0, 85.0]})
+    ax = plot_quality_scores(counts, threshold=90)
+    assert len(ax.patches) == 2
+    assert any(line.get_gid() == "overall" for line in ax.lines)
+    assert "1 table below 90: deals" == ax.get_title(loc="left")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
