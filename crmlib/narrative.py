@@ -245,6 +245,14 @@ def describe_stalled(stalled: pd.DataFrame, *, currency: str | None = None, amou
     text += (f" The worst: {esc(label)} (owner {esc(who)}{amount}) has spent "
              f"{esc(days(w['days_in_stage']))} in {esc(w['stage'])} against a norm of "
              f"{esc(days(w['norm_days']))} ({esc(f'{w.ratio:.1f}')}× the norm).")
+    if amount_col in stalled and stalled[amount_col].notna().any():
+        big = stalled.loc[stalled[amount_col].idxmax()]
+        if big.name != stalled.index[0]:
+            text += (f" The largest: {esc(_label(big, ('name', 'deal_id')))} "
+                     f"({esc(money(big[amount_col], currency))}, owner "
+                     f"{esc(_label(big, (owner_col,), missing='no owner'))}) has waited "
+                     f"{esc(days(big['days_in_stage']))} in {esc(big['stage'])}, where "
+                     f"{esc(days(big['norm_days']))} is usual.")
     return text
 
 

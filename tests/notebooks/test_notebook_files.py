@@ -5,7 +5,7 @@ import json
 import papermill as pm
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 from crmlib.report import COMMON_PARAMETERS
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -38,6 +38,12 @@ def test_every_report_declares_the_common_parameters_with_a_comment(path):
     declared = pm.inspect_notebook(str(path))
     assert set(COMMON_PARAMETERS) <= set(declared)
     assert all(p["help"] for p in declared.values()), "every parameter has a comment"
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    assigned = [ln.split("=")[0].strip() for ln in "".join(cell["source"]).splitlines()
+                if ln.strip() and not ln.startswith((" ", "#"))]
+    # papermill skips a parameter whose comment holds "=": every assignment must be seen
+    assert sorted(assigned) == sorted(declared)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

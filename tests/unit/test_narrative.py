@@ -198,3 +198,15 @@ def test_describe_changes_from_a_pipeline_changes_result():
     text = n.describe_changes(ch, currency="EUR")
     assert n.plain(text) == ("The open pipeline went from 1 deal (€100) to 1 deal (€100): 1 new, 1 won "
                              "and 0 lost. Meanwhile 0 deals passed their expected close date while still open.")
+
+
+def test_describe_stalled_names_the_largest_deal_when_it_is_not_the_worst():
+    import pandas as pd
+
+    from crmlib.narrative import describe_stalled
+
+    df = pd.DataFrame({"deal_id": ["a", "b"], "name": ["Small", "<b>Big</b>"], "owner_id": ["u1", "u2"],
+                       "stage": ["Proposal", "Invoicing"], "amount_rep": [10.0, 200000.0],
+                       "days_in_stage": [40.0, 10.0], "norm_days": [10.0, 4.0], "ratio": [4.0, 2.5]})
+    text = describe_stalled(df, currency="EUR")
+    assert "The largest" in text and "200,000" in text and "<b>" not in text
