@@ -390,27 +390,6 @@ def test_as_of_recorded_by_the_export_wins_over_today(monkeypatch):
     assert runner.resolve_as_of("2024-05-05", "somewhere") == "2024-05-05"
 
 
-# ---------------------------------------------------------------- the real pack
-
-@pytest.mark.slow
-def test_the_real_pack_runs_on_the_sample(tmp_path):
-    data = pytest.importorskip("crmlib.data")
-    if not any((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
-        pytest.skip("no report notebooks yet")
-    try:
-        data.export_settings(ROOT / "data" / "sample")
-    except Exception as exc:  # noqa: BLE001 - the sample is delivered by another issue
-        pytest.skip(f"data/sample is not usable yet: {exc}")
-    if not any((ROOT / "data" / "sample").iterdir()):
-        pytest.skip("data/sample is empty")
-    result = runner.run_pack(source=ROOT / "data" / "sample", out=tmp_path, jobs=2)
-    assert result.exit_code == 0, [r["error"] for r in result.manifest["reports"] if r["error"]]
-    for href in links_of(result.index_path):
-        assert (result.pack_dir / unquote(urlsplit(href).path)).is_file(), href
-    for page in result.pack_dir.glob("*.html"):
-        assert audit_html(page) == [], page.name
-
-
 def test_debris_of_a_killed_run_is_cleaned_and_an_orphaned_old_pack_restored(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -45,30 +45,34 @@ def quality_verdict(counts: pd.DataFrame) -> QualityVerdict:
 
 @metric(report="01", unit="table")
 def issues_by_check(quarantine: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
-    """Rows per table and check, with the check's outcome (quarantined or flagged) and meaning."""
-    parts = []
-    if len(quarantine):
-        parts.append(quarantine.groupby(["table", "check"]).size().rename("rows").reset_index()
-                     .assign(outcome="quarantined"))
-    if len(findings):
-        parts.append(findings.groupby(["table", "check"]).size().rename("rows").reset_index()
-                     .assign(outcome="flagged (kept)"))
+    """Rows per table and check, with the check's outcome (quarantined or flagged), meaning and a first example."""
+    cols = ["table", "check", "outcome", "rows", "meaning", "example"]
+    parts = [frame.assign(outcome=outcome) for frame, outcome in
+             ((quarantine, "quarantined"), (findings, "flagged (kept)")) if len(frame)]
     if not parts:
-        return pd.DataFrame(columns=["table", "check", "outcome", "rows", "meaning"])
-    out = pd.concat(parts, ignore_index=True)
+        return pd.DataFrame(columns=cols)
+    both = pd.concat([p[["table", "check", "outcome", "source", "row", "reason"]] for p in parts],
+                     ignore_index=True)
+    first = both.sort_values("row").groupby(["table", "check", "outcome"], sort=False).first()
+    out = both.groupby(["table", "check", "outcome"]).size().rename("rows").to_frame().join(first)
+    out = out.reset_index()
     out["meaning"] = out["check"].map(lambda c: CHECKS.get(c, ("", c))[1])
-    return out.sort_values(["rows", "table"], ascending=[False, True])[
-        ["table", "check", "outcome", "rows", "meaning"]].reset_index(drop=True)
+    out["example"] = out["source"] + " row " + out["row"].astype("str") + ": " + out["reason"]
+    return out.sort_values(["rows", "table"], ascending=[False, True])[cols].reset_index(drop=True)
 
 
 @metric(report="01", unit="table")
 def worst_offenders(quarantine: pd.DataFrame, findings: pd.DataFrame, *, n: int = 25) -> pd.DataFrame:
-    """The rows to fix first at the source: quarantined rows, then flagged ones, by table and row."""
-    q = quarantine.assign(outcome="quarantined")[["outcome", "table", "source", "row", "key", "check", "reason"]]
-    f = findings.assign(outcome="flagged")[["outcome", "table", "source", "row", "key", "check", "reason"]]
-    both = pd.concat([q, f], ignore_index=True) if len(f) else q
-    return both.sort_values(["outcome", "table", "row"], ascending=[False, True, True]).head(n) \
-        .reset_index(drop=True)
+    """The rows to fix first at the source: one row of every kind of problem first (quarantined before flagged), then the rest by table and row."""
+    cols = ["outcome", "table", "source", "row", "key", "check", "reason"]
+    q = quarantine.assign(outcome="quarantined")[cols]
+    f = findings.assign(outcome="flagged")[cols]
+    both = pd.concat([x for x in (q, f) if len(x)], ignore_index=True) if len(q) or len(f) \
+        else pd.DataFrame(columns=cols)
+    both = both.sort_values(["table", "row"])
+    both["_rank"] = both.groupby(["outcome", "table", "check"]).cumcount()
+    both["_q"] = both["outcome"] != "quarantined"
+    return both.sort_values(["_rank", "_q", "table", "row"]).head(n)[cols].reset_index(drop=True)
 
 
 @metric(report="01", unit="pct")

@@ -18,19 +18,24 @@ def test_verdict_takes_the_overall_row_and_names_the_worst_table():
 
 
 def test_issues_by_check_counts_quarantined_and_flagged_separately():
-    q = pd.DataFrame({"table": ["deals", "deals", "leads"], "check": ["future_date"] * 2 + ["missing_key"]})
-    f = pd.DataFrame({"table": ["contacts"], "check": ["invalid_email"]})
+    cols = ["table", "check", "source", "row", "reason"]
+    q = pd.DataFrame([["deals", "future_date", "d.csv", 9, "late"], ["deals", "future_date", "d.csv", 4, "early"],
+                      ["leads", "missing_key", "l.csv", 2, "no id"]], columns=cols)
+    f = pd.DataFrame([["contacts", "invalid_email", "c.csv", 3, "bad"]], columns=cols)
     out = issues_by_check(q, f).set_index(["table", "check"])
     assert out.loc[("deals", "future_date"), "rows"] == 2
     assert out.loc[("contacts", "invalid_email"), "outcome"] == "flagged (kept)"
     assert "after the export" in out.loc[("deals", "future_date"), "meaning"]
+    assert out.loc[("deals", "future_date"), "example"] == "d.csv row 4: early"  # the first row
 
 
-def test_worst_offenders_lists_quarantined_before_flagged():
+def test_worst_offenders_show_one_row_of_each_problem_first():
     cols = ["table", "source", "row", "key", "check", "reason"]
-    q = pd.DataFrame([["deals", "d.csv", 9, "D9", "future_date", "x"]], columns=cols)
+    q = pd.DataFrame([["accounts", "a.csv", r, f"A{r}", "future_date", "x"] for r in range(2, 6)]
+                     + [["deals", "d.csv", 9, "D9", "not_allowed", "status"]], columns=cols)
     f = pd.DataFrame([["contacts", "c.csv", 2, "C1", "invalid_email", "y"]], columns=cols)
-    assert worst_offenders(q, f)["outcome"].tolist() == ["quarantined", "flagged"]
+    out = worst_offenders(q, f, n=3)
+    assert out["key"].tolist() == ["A2", "D9", "C1"]  # one of each kind, quarantined first
 
 
 def test_completeness_lists_columns_above_threshold():
