@@ -164,18 +164,17 @@ def cmd_audit(args: argparse.Namespace) -> int:
     else:
         console.print("No per-table counts were reported by the audit.", markup=False)
 
-    quarantine = getattr(data, "quarantine", None)
-    if quarantine is not None and len(quarantine):
-        keys = [c for c in ("table", "check", "reason") if c in quarantine.columns]
-        if keys:
-            top = quarantine.groupby(keys, dropna=False).size().sort_values(ascending=False).head(10)
-            reasons = Table(title="Most frequent quarantine reasons", title_justify="left")
-            for name in keys + ["rows"]:
-                reasons.add_column(name, justify="right" if name == "rows" else "left")
-            for index, size in top.items():
-                index = index if isinstance(index, tuple) else (index,)
-                reasons.add_row(*[str(v) for v in index], _fmt_number(size))
-            console.print(reasons)
+    from .metrics.quality import issues_by_check
+
+    issues = issues_by_check(data.quarantine, data.findings)
+    if len(issues):
+        problems = Table(title="Problems by check (quarantined rows are left out of every report)",
+                         title_justify="left")
+        for name in ("table", "check", "outcome", "rows", "example"):
+            problems.add_column(name, justify="right" if name == "rows" else "left")
+        for row in issues.head(15).itertuples():
+            problems.add_row(row.table, row.check, row.outcome, _fmt_number(row.rows), str(row.example)[:90])
+        console.print(problems)
     fingerprint = getattr(data, "fingerprint", None)
     if fingerprint:
         console.print(f"fingerprint {fingerprint}", markup=False)

@@ -134,20 +134,23 @@ def test_audit_prints_counts_and_quarantine_reasons(monkeypatch, capsys, tmp_pat
     data_module = pytest.importorskip("crmlib.data")
     counts = pd.DataFrame({"table": ["deals", "users"], "input": [10, 3], "kept": [8, 3],
                            "quarantined": [2, 0], "score": [80.0, 100.0]})
-    quarantine = pd.DataFrame({"table": ["deals", "deals"], "row": [3, 7], "key": ["D3", "D7"],
-                               "column": ["amount", "amount"], "check": ["positive", "positive"],
+    quarantine = pd.DataFrame({"table": ["deals", "deals"], "source": ["deals.csv"] * 2, "row": [3, 7],
+                               "key": ["D3", "D7"], "column": ["amount", "amount"],
+                               "check": ["negative_amount"] * 2,
                                "reason": ["negative amount", "negative amount"]})
+    findings = quarantine.iloc[:0]
     seen = {}
 
     def open_data(source, **kwargs):
         seen["source"] = source
-        return types.SimpleNamespace(counts=counts, quarantine=quarantine, fingerprint="abc123")
+        return types.SimpleNamespace(counts=counts, quarantine=quarantine, findings=findings,
+                                     fingerprint="abc123")
 
     monkeypatch.setattr(data_module, "open_data", open_data)
     assert cli.main(["audit", "--source", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert seen["source"] == str(tmp_path.resolve())
-    assert "deals" in out and "negative amount" in out and "abc123" in out
+    assert "deals" in out and "negative_amount" in out and "abc123" in out
     assert "2 of 13 rows quarantined" in out and "counts add up" in out
 
 
