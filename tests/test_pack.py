@@ -135,3 +135,32 @@ def test_hostile_text_appears_escaped_in_every_report_and_live_nowhere(hostile_p
         assert 'href="javascript:' not in html.lower(), page.name
     index = hostile_pack.index_path.read_text(encoding="utf-8")
     assert SCRIPT not in index and IMG not in index and audit_html(hostile_pack.index_path) == []
+
+
+def test_an_export_with_only_deals_runs_every_report_ok_or_skipped(tmp_path):
+    import shutil
+
+    src = tmp_path / "deals_only"
+    src.mkdir()
+    shutil.copy(SAMPLE / "export.yaml", src / "export.yaml")
+    deals = pd.read_csv(SAMPLE / "deals.csv", dtype=str, keep_default_na=False)
+    deals[deals["currency"] == "EUR"].to_csv(src / "deals.csv", index=False)  # no fx table: one currency
+    result = runner.run_pack(source=src, out=tmp_path / "out", jobs=2)
+    statuses = {r["report"]: r["status"] for r in result.manifest["reports"]}
+    assert "failed" not in statuses.values(), [r["error"] for r in result.manifest["reports"] if r["error"]]
+    assert statuses["01_data_audit"] == statuses["02_pipeline"] == "ok"
+    assert result.exit_code == 0
+
+
+def test_mixed_currencies_without_rates_fail_the_report_with_one_clear_line(tmp_path):
+    import shutil
+
+    src = tmp_path / "mixed"
+    src.mkdir()
+    for name in ("deals.csv", "export.yaml"):
+        shutil.copy(SAMPLE / name, src / name)
+    result = runner.run_pack(source=src, out=tmp_path / "out", only=["02"], jobs=1)
+    (report,) = result.manifest["reports"]
+    assert result.exit_code == 1 and report["status"] == "failed"
+    assert report["error"].startswith("CurrencyError: deals mixes currencies: USD")
+    assert "fx_rates" in report["error"] and "\n" not in report["error"]
