@@ -166,6 +166,7 @@ def _as_list(v) -> list[str]:
 
 
 def _house_style() -> None:
+    _inline_figures()
     try:
         from .plots import set_theme
 
@@ -173,3 +174,14 @@ def _house_style() -> None:
     except ImportError:  # plots is optional for data-only use
         pass
     pd.set_option("display.max_rows", 60)
+
+
+def _inline_figures() -> None:
+    """In a notebook kernel, draw figures inline whatever MPLBACKEND says (a pack needs its pictures)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and shell.__class__.__name__ == "ZMQInteractiveShell":
+        shell.run_line_magic("matplotlib", "inline")

@@ -16,7 +16,7 @@ A run, step by step:
    ``<staging>/_run/snapshot``; every notebook gets its path as ``snapshot`` and
    ``<staging>/_run/records`` as ``results_dir``.
 4. Execute the notebooks in ``--jobs`` worker processes (one kernel each, cwd = the
-   notebooks folder, MPLBACKEND=Agg). The runner decides success itself: a report is ok
+   notebooks folder, figures rendered inline). The runner decides success itself: a report is ok
    only if papermill raised nothing, no cell has an error output (cells tagged
    ``raises-exception`` excepted) and every non-empty code cell was executed. A notebook
    that raises ``ReportSkipped`` (its Recorder wrote status "skipped") is "skipped".
@@ -947,7 +947,8 @@ def _kernel_env() -> dict[str, str]:
     jupyter_path = os.environ.get("JUPYTER_PATH", "")
     jparts = [str(Path(sys.prefix) / "share" / "jupyter")] + [p for p in jupyter_path.split(os.pathsep) if p]
     return {
-        "MPLBACKEND": "Agg",
+        # figures must render inline into the executed notebook (Agg would drop every picture)
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "PYTHONPATH": os.pathsep.join(dict.fromkeys(parts)),
         # the venv's kernelspec (python -m ipykernel install --sys-prefix) comes first
         "JUPYTER_PATH": os.pathsep.join(dict.fromkeys(jparts)),

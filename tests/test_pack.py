@@ -164,3 +164,13 @@ def test_mixed_currencies_without_rates_fail_the_report_with_one_clear_line(tmp_
     assert result.exit_code == 1 and report["status"] == "failed"
     assert report["error"].startswith("CurrencyError: deals mixes currencies: USD")
     assert "fx_rates" in report["error"] and "\n" not in report["error"]
+
+
+def test_the_pictures_are_in_the_pack(sample_pack):
+    """Every plotting report carries its figures (a non-inline backend would silently drop them)."""
+    for name, at_least in (("01_data_audit", 1), ("02_pipeline", 4)):
+        nb = json.loads((sample_pack.pack_dir / f"{name}.ipynb").read_text(encoding="utf-8"))
+        pngs = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+        assert len(pngs) >= at_least, name
+        html = (sample_pack.pack_dir / f"{name}.html").read_text(encoding="utf-8")
+        assert html.count('src="data:image/png;base64,') >= at_least, name
