@@ -172,7 +172,7 @@ def plot_owner_load(data: pd.DataFrame, *, cap: float | None = None, top: int = 
     ``data`` is an ``owner_load`` table (heaviest first); ``cap`` defaults to its
     ``cap`` column, else 50.
     """
-    ax = _axes(ax)
+    ax = _axes(ax, rows=min(len(data), top))
     if cap is None:
         cap = float(data["cap"].iloc[0]) if "cap" in data.columns and len(data) else 50.0
     shown = data.head(top)
@@ -231,9 +231,10 @@ def plot_quality_scores(data: pd.DataFrame, *, threshold: float = 90.0, ax: Axes
 
 
 # ----------------------------------------------------------------------------- helpers
-def _axes(ax: Axes | None) -> Axes:
+def _axes(ax: Axes | None, *, rows: int = 0) -> Axes:
+    """The given axes, or a new figure tall enough for ``rows`` labelled bars."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 4.5))
+        _, ax = plt.subplots(figsize=(8, max(4.5, 0.3 * rows + 1.0)))
     return ax
 
 
@@ -245,3 +246,364 @@ def _fmt(v: float, value: str, currency, *, sign: str = "") -> str:
     prefix = {"in": "+", "out": "-"}.get(sign, "")
     text = narrative.money(v, currency, short=True) if value == "value" else narrative.count(v)
     return prefix + text
+
+
+# ----------------------------------------------------------------------------- lead response and calls (06)
+def plot_speed_to_lead(curve: pd.DataFrame, *, limits_min=(5, 60, 1440), ax: Axes | None = None,
+                       title: str | None = None, **kws) -> Axes:
+    """Share of leads contacted by time since they came in (a Kaplan-Meier step curve, log time axis), the limits as dotted lines.
+
+    ``curve`` is a ``response_curve`` table (minutes, share_contacted).
+    """
+    ax = _axes(ax)
+    colours = palette()
+    x = curve["minutes"].to_numpy(dtype="float64")
+    y = curve["share_contacted"].to_numpy(dtype="float64")
+    keep = x > 0
+    ax.step(np.concatenate([[0.1], x[keep]]), np.concatenate([[0.0], y[keep]]), where="post",
+            color=colours[0], linewidth=2, label="leads contacted", **kws)
+    for limit in limits_min:
+        line = ax.axvline(float(limit), color="0.35", linestyle=":", linewidth=1.2)
+        line.set_gid(f"limit-{limit:g}")
+        m = float(limit)
+        text = f"{m / 1440:g} day" if m >= 1440 else (f"{m / 60:g} h" if m >= 60 else f"{m:g} min")
+        ax.text(float(limit) * 1.1, 0.97, text, ha="left", va="top", fontsize=9,
+                transform=ax.get_xaxis_transform(), parse_math=False)
+    ax.set_xscale("log")
+    ax.set_xlim(0.5, max(float(np.nanmax(x)) if len(x) else 1.0, 2 * 1440.0))
+    ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, pos: narrative.pct(v)))
+    ax.set_xlabel("minutes from the lead coming in to the first call or email (log scale)")
+    ax.set_ylabel("share of leads contacted")
+    _title(ax, title or "Share of leads contacted over time")
+    return ax
+
+
+def plot_missed_weeks(alerts: pd.DataFrame, *, min_share: float | None = None, ax: Axes | None = None,
+                      title: str | None = None, **kws) -> Axes:
+    """Weekly share of missed inbound calls as bars (alerted weeks highlighted), the trailing baseline as a line.
+
+    ``alerts`` is a ``missed_call_alerts`` table; ``min_share`` draws the material-size
+    threshold as a dashed line.
+    """
+    ax = _axes(ax)
+    colours = palette()
+    weeks = pd.to_datetime(alerts["week"])
+    share = alerts["share"].astype("float64").to_numpy()
+    flagged = alerts["alert"].astype(bool).to_numpy()
+    ax.bar(weeks, np.nan_to_num(share), width=5.5, color=[colours[3] if f else colours[0] for f in flagged],
+           label="missed share", **kws)
+    ax.step(weeks, alerts["baseline_share"].astype("float64"), where="mid", color="black", linewidth=1.2,
+            label="baseline (weeks before)")
+    if min_share is not None:
+        line = ax.axhline(float(min_share), color=colours[3], linestyle="--", linewidth=1.0,
+                          label=f"alert size: {narrative.pct(min_share)}")
+        line.set_gid("min-share")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, pos: narrative.pct(v)))
+    ax.set_ylabel("inbound calls missed")
+    ax.set_xlabel("week (Monday)")
+    ax.legend(loc="upper left", frameon=True)
+    if title is None:
+        n = int(flagged.sum())
+        title = (f"{narrative.count(n, 'week')} with a missed-call spike" if n
+                 else "No week with a missed-call spike")
+    _title(ax, title)
+    return ax
+
+
+def plot_call_heatmap(heat: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None,
+                      label: str = "calls per week", **kws) -> Axes:
+    """Heat-map of calls by weekday (rows) and hour of the day (columns), from a ``call_heatmap`` grid."""
+    ax = _axes(ax)
+    kws.setdefault("cmap", "viridis")
+    sns.heatmap(heat.astype("float64"), ax=ax, cbar_kws={"label": label}, linewidths=0.3, **kws)
+    ax.set_xlabel("hour of the day")
+    ax.set_ylabel("")
+    ax.set_yticks(np.arange(len(heat)) + 0.5, [str(d) for d in heat.index], rotation=0, parse_math=False)
+    if title is None:
+        stacked = heat.stack()
+        day, hour = stacked.idxmax() if len(stacked) and stacked.max() > 0 else ("", 0)
+        title = f"Peak load: {day} {int(hour):02d}:00" if day else "No calls in this window"
+    _title(ax, title)
+    return ax
+
+
+# ----------------------------------------------------------------------------- sales cycle (report 04)
+__all__ += ["plot_cycle_distribution", "plot_survival", "plot_cumulative_incidence", "plot_cycle_trend",
+            "plot_stage_times"]
+
+
+def plot_cycle_distribution(data: pd.DataFrame, *, by: str = "source", label: tuple[str, ...] = ("name",),
+                            top: int = 20, ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Sales cycle per group: the middle half (quartiles) as a bar, the median as a dot, all deals' median dashed.
+
+    ``data`` is a ``cycle_distribution`` table (fastest first); groups without a closed
+    deal are left out, the first ``top`` drawn.
+    """
+    ax = _axes(ax)
+    shown = data.loc[data["deals"] > 0].head(top)
+    if len(shown) == 0:
+        ax.text(0.5, 0.5, "No closed deals", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        _title(ax, title or "No closed deals to compare")
+        return ax
+    colours = palette()
+    pos = np.arange(len(shown))
+    q1 = shown["q1_days"].to_numpy(dtype="float64")
+    q3 = shown["q3_days"].to_numpy(dtype="float64")
+    ax.barh(pos, q3 - q1, left=q1, height=0.55, color=colours[0], alpha=0.45, label="middle half of deals",
+            **kws)
+    ax.scatter(shown["median_days"].to_numpy(dtype="float64"), pos, color=colours[0], zorder=3, s=40,
+               label="median")
+    names = [f"{narrative._label(r, (*label, by), missing='(none)')} ({narrative.count(r['deals'])})"
+             for _, r in shown.iterrows()]
+    ax.set_yticks(pos, names, parse_math=False)
+    ax.invert_yaxis()
+    ref = shown["others_median_days"].to_numpy(dtype="float64")
+    if len(shown) > 1 and np.isfinite(ref).any():
+        med_all = float(np.nanmedian(ref))
+        ax.axvline(med_all, color="black", linestyle="--", linewidth=1.2, label="median of the other deals")
+    ax.set_xlim(left=0)
+    ax.set_xlabel("days from creation to close")
+    ax.legend(loc="best", frameon=True)
+    if title is None:
+        first = shown.iloc[0]
+        title = (f"Shortest median cycle: {narrative._label(first, (*label, by), missing='(none)')}, "
+                 f"{narrative.days(first['median_days'])}")
+    _title(ax, title)
+    return ax
+
+
+def plot_survival(data, *, groups=None, kind: str = "still_open", band: bool | None = None,
+                  min_deals: int = 0, max_days: float | None = None, ax: Axes | None = None, title: str | None = None,
+                  **kws) -> Axes:
+    """Kaplan-Meier step curves per group: the share of deals still open by days since creation.
+
+    ``data`` is a ``CycleSurvival`` (or its ``curves`` frame). ``groups`` picks the group
+    labels (default: all); ``kind="won_of_eventual"`` draws instead the share of the
+    eventually-won deals already won. A dotted line marks one half: where a curve
+    crosses it is that group's median. ``band`` draws the 95% band (default: with one
+    group only). ``min_deals`` leaves out groups with fewer deals (needs a
+    ``CycleSurvival``).
+    """
+    curves = data.curves if hasattr(data, "curves") else data
+    if groups is None and min_deals and hasattr(data, "table"):
+        groups = data.table.loc[data.table["deals"] >= min_deals, "group"].tolist()
+    if kind not in ("still_open", "won_of_eventual"):
+        raise ValueError(f"kind must be 'still_open' or 'won_of_eventual', not {kind!r}")
+    labels = list(dict.fromkeys(curves["group"])) if groups is None else list(groups)
+    band = (len(labels) == 1 and kind == "still_open") if band is None else band
+    ax = _axes(ax)
+    colours = palette(max(len(labels), 1))
+    for colour, label in zip(colours, labels, strict=False):
+        c = curves.loc[curves["group"] == label]
+        if c.empty:
+            continue
+        x = np.r_[0.0, c["days"].to_numpy(dtype="float64")]
+        start = 1.0 if kind == "still_open" else 0.0
+        y = np.r_[start, c[kind].to_numpy(dtype="float64")]
+        ax.step(x, y, where="post", color=colour, label=str(label), linewidth=1.8, **kws)
+        if band:
+            ax.fill_between(x, np.r_[1.0, c["still_open_low"].to_numpy(dtype="float64")],
+                            np.r_[1.0, c["still_open_high"].to_numpy(dtype="float64")], step="post",
+                            color=colour, alpha=0.2, linewidth=0)
+    ax.axhline(0.5, color="0.3", linestyle=":", linewidth=1.2)
+    if max_days is None and len(curves):
+        max_days = float(np.nanquantile(curves["days"].to_numpy(dtype="float64"), 0.99))
+    if max_days:
+        ax.set_xlim(0, max_days)
+    ax.set_ylim(0, 1.02)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, pos: narrative.pct(v)))
+    ax.set_xlabel("days since the deal was created")
+    ax.set_ylabel("deals still open" if kind == "still_open" else "of the won deals, already won")
+    leg = ax.legend(loc="best", frameon=True)
+    for text in leg.get_texts():
+        text.set_parse_math(False)
+    if title is None:
+        title = ("Share of deals still open, by days since creation" if kind == "still_open"
+                 else "Share of won deals already won, by days since creation")
+    _title(ax, title)
+    return ax
+
+
+def plot_cumulative_incidence(data, *, group: str = "all deals", max_days: float | None = None,
+                              ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Where deals stand t days after creation: won, lost or still open (stacked shares; cumulative incidence).
+
+    ``data`` is a ``CycleSurvival`` (or its ``curves`` frame); ``group`` one group label.
+    """
+    curves = data.curves if hasattr(data, "curves") else data
+    c = curves.loc[curves["group"] == group]
+    ax = _axes(ax)
+    if c.empty:
+        ax.text(0.5, 0.5, "No deals", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        _title(ax, title or "No deals to follow")
+        return ax
+    colours = palette()
+    x = np.r_[0.0, c["days"].to_numpy(dtype="float64")]
+    won = np.r_[0.0, c["won"].to_numpy(dtype="float64")]
+    lost = np.r_[0.0, c["lost"].to_numpy(dtype="float64")]
+    still = np.r_[1.0, c["still_open"].to_numpy(dtype="float64")]
+    ax.stackplot(x, won, lost, still, step="post", colors=[colours[2], colours[3], "0.85"],
+                 labels=["won", "lost", "still open"], **kws)
+    if max_days is None:
+        max_days = float(np.nanquantile(x, 0.99))
+    ax.set_xlim(0, max_days)
+    ax.set_ylim(0, 1)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, pos: narrative.pct(v)))
+    ax.set_xlabel("days since the deal was created")
+    ax.set_ylabel("share of deals")
+    ax.legend(loc="upper left", frameon=True)
+    if title is None:
+        title = (f"{narrative.pct(won[-1])} of deals end up won, "
+                 f"{narrative.pct(lost[-1])} lost")
+    _title(ax, title)
+    return ax
+
+
+def plot_cycle_trend(data: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Median sales cycle per period as a line, the middle half of deals (quartiles) as a band.
+
+    ``data`` is a ``cycle_trend`` table (oldest period first).
+    """
+    ax = _axes(ax)
+    colours = palette()
+    pos = np.arange(len(data))
+    med = data["median_days"].to_numpy(dtype="float64")
+    ax.fill_between(pos, data["q1_days"].to_numpy(dtype="float64"), data["q3_days"].to_numpy(dtype="float64"),
+                    color=colours[0], alpha=0.2, linewidth=0, label="middle half of deals")
+    ax.plot(pos, med, marker="o", color=colours[0], label="median", **kws)
+    step = max(1, int(np.ceil(len(data) / 12)))
+    ax.set_xticks(pos[::step], [str(p) for p in data["period"]][::step], parse_math=False, rotation=45,
+                  ha="right")
+    ax.set_ylim(bottom=0)
+    ax.set_ylabel("days from creation to close")
+    ax.legend(loc="lower left", frameon=True)
+    if title is None:
+        ok = med[np.isfinite(med)]
+        title = (f"Median cycle between {narrative.days(ok.min())} and {narrative.days(ok.max())} a period"
+                 if len(ok) else "No closed deals in these periods")
+    _title(ax, title)
+    return ax
+
+
+def plot_stage_times(data: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Median days in each stage as bars (pipeline order, first stage on top), the 90th percentile as a black tick.
+
+    ``data`` is a ``stage_time_table``; stages without a completed visit are left out.
+    """
+    ax = _axes(ax)
+    shown = data.loc[data["completed"] > 0]
+    colours = palette()
+    pos = np.arange(len(shown))
+    ax.barh(pos, shown["median_days"].to_numpy(dtype="float64"), color=colours[0], height=0.6,
+            label="median", **kws)
+    ax.scatter(shown["p90_days"].to_numpy(dtype="float64"), pos, marker="|", s=400, linewidths=2.5,
+               color="black", zorder=3, label="90th percentile (stalled-deal norm)")
+    ax.set_yticks(pos, [str(s) for s in shown["stage"]], parse_math=False)
+    ax.invert_yaxis()
+    ax.set_xlabel("days in stage (completed visits)")
+    ax.legend(loc="best", frameon=True)
+    if title is None:
+        if len(shown):
+            top = shown.loc[shown["share_of_time"].idxmax()]
+            title = f"{top['stage']} takes {narrative.pct(top['share_of_time'])} of the time deals spend in stages"
+        else:
+            title = "No completed stage visits yet"
+    _title(ax, title)
+    return ax
+
+
+# ----------------------------------------------------------------------------- goals (report 08)
+_GOAL_STATUS_COLOUR = {"off pace": 3, "at risk": 1, "missed": 3, "on pace": 0, "reached": 2}
+
+
+def plot_goal_pace(data: pd.DataFrame, *, metric: str = "revenue", level: str = "owner", top: int = 40,
+                   label: tuple[str, ...] = ("name", "owner_id", "team"), ax: Axes | None = None,
+                   title: str | None = None, **kws) -> Axes:
+    """Share of target reached per goal as bars (coloured by status), the run-rate projection as a dot
+    and the share of working days gone as a black tick; a dashed line marks 100% of target.
+
+    ``data`` is a ``goals.goal_progress`` table; the goals of ``metric`` at ``level`` are
+    drawn, lowest projection on top (at most ``top``).
+    """
+    rows = data.loc[(data["metric"] == metric) & (data["level"] == level)]
+    shown = rows.sort_values("projected_attainment", kind="stable", na_position="last").head(top)
+    if ax is None:  # one bar per goal: the figure grows with the number of goals
+        _, ax = plt.subplots(figsize=(8, max(3.0, 1.6 + 0.26 * len(shown))))
+    what = str(metric).replace("_", " ")
+    if len(shown) == 0:
+        ax.text(0.5, 0.5, f"No {what} goals", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        _title(ax, title or f"No {level} has a {what} target in this period")
+        return ax
+    colours = palette()
+    pos = np.arange(len(shown))
+    bar_colours = [colours[_GOAL_STATUS_COLOUR.get(s, 7)] for s in shown["status"]]
+    ax.barh(pos, shown["share_reached"].astype("float64").fillna(0).to_numpy(), color=bar_colours,
+            height=0.65, **kws)
+    ax.scatter(shown["projected_attainment"].astype("float64").to_numpy(), pos, marker="o", s=36,
+               color="black", zorder=3, label="projected at period end")
+    ax.scatter(shown["share_elapsed"].astype("float64").to_numpy(), pos, marker="|", s=300, linewidths=2,
+               color="dimgray", zorder=3, label="share of working days gone")
+    line = ax.axvline(1.0, color="black", linestyle="--", linewidth=1.2, label="target")
+    line.set_gid("target")
+    names = [narrative._label(r, label, missing="(no owner)") for _, r in shown.iterrows()]
+    ax.set_yticks(pos, names, parse_math=False)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, p: narrative.pct(x)))
+    ax.set_xlabel(f"share of the {what} target (bar: reached so far; dot: projected)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[_GOAL_STATUS_COLOUR[s]], label=s)
+               for s in ("off pace", "at risk", "on pace", "reached") if (shown["status"] == s).any()]
+    ax.legend(handles=handles + ax.get_legend_handles_labels()[0], loc="upper left",
+              bbox_to_anchor=(1.01, 1.0), frameon=True, fontsize="small")
+    if title is None:
+        off = rows.loc[rows["status"] == "off pace"].sort_values("projected_attainment", kind="stable")
+        noun = "owner" if level == "owner" else "team"
+        if len(off):
+            who = ", ".join(narrative._label(r, label) for _, r in off.head(4).iterrows())
+            title = f"{narrative.count(len(off))} of {narrative.count(len(rows), noun)} off pace for {what}: {who}"
+        else:
+            title = f"No {noun} off pace for {what}"
+    _title(ax, title)
+    return ax
+
+
+def plot_attainment_history(data: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None,
+                            metric: str = "revenue", **kws) -> Axes:
+    """Share of the total target reached per goal period as bars (the running period lighter, with its
+    run-rate projection as a dot), and a dashed line at 100%.
+
+    ``data`` is a ``goals.attainment_history`` table (oldest first).
+    """
+    ax = _axes(ax)
+    what = str(metric).replace("_", " ")
+    if len(data) == 0:
+        ax.text(0.5, 0.5, "No goal periods", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        _title(ax, title or f"No {what} goal period yet")
+        return ax
+    colours = palette()
+    pos = np.arange(len(data))
+    complete = data["complete"].astype(bool).to_numpy()
+    values = data["attainment"].astype("float64").fillna(0).to_numpy()
+    ax.bar(pos[complete], values[complete], color=colours[0], width=0.7, label="reached", **kws)
+    if (~complete).any():
+        ax.bar(pos[~complete], values[~complete], color=colours[0], alpha=0.45, width=0.7,
+               label="reached so far (running)", **kws)
+        ax.scatter(pos[~complete], data["projected_attainment"].astype("float64").to_numpy()[~complete],
+                   color="black", zorder=3, s=36, label="projected at period end")
+    line = ax.axhline(1.0, color="black", linestyle="--", linewidth=1.2, label="target")
+    line.set_gid("target")
+    ax.set_xticks(pos, [str(x) for x in data["label"]], rotation=45, ha="right", parse_math=False)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda x, p: narrative.pct(x)))
+    ax.set_ylabel(f"share of the {what} target")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=True, fontsize="small")
+    if title is None:
+        done = data.loc[complete]
+        hit = int((done["attainment"] >= 1).sum())
+        title = (f"{what.capitalize()} target reached in {narrative.count(hit)} of the last "
+                 f"{narrative.count(len(done), 'period')}")
+    _title(ax, title)
+    return ax
