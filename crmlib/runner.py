@@ -1346,4 +1346,27 @@ def _report_result(report: Report, raw: Mapping, params: Mapping, records_dir: P
         html=html_name, code_html=code_html, notebook=notebook,
         duration_s=float(timings.get("total_s", 0.0)), timings=timings,
         parameters=_jsonable(params),
-        headlines=list(record.get("headlines") or []), alerts=list(record.get("alerts") or []))
+        headlines=_resolve_anchors(record.get("headlines") or [], staging / html_name),
+        alerts=_resolve_anchors(record.get("alerts") or [], staging / html_name))
+
+
+def _norm_anchor(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", str(text).lower())
+
+
+def _resolve_anchors(items: list, page: Path) -> list:
+    """Point each recorded anchor at the id nbconvert gave its heading (case and punctuation
+    differ: "which-deals-are-stuck" -> "Which-deals-are-stuck?"); drop anchors that match no
+    heading so the front page never links to a missing section."""
+    items = [dict(i) for i in items]
+    if not any(i.get("anchor") for i in items):
+        return items
+    try:
+        ids = re.findall(r'<h[1-6][^>]*\sid="([^"]+)"', page.read_text(encoding="utf-8"))
+    except OSError:
+        ids = []
+    by_norm = {_norm_anchor(html.unescape(i)): html.unescape(i) for i in ids}
+    for item in items:
+        if item.get("anchor"):
+            item["anchor"] = by_norm.get(_norm_anchor(item["anchor"]), "")
+    return items

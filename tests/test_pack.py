@@ -174,3 +174,15 @@ def test_the_pictures_are_in_the_pack(sample_pack):
         assert len(pngs) >= at_least, name
         html = (sample_pack.pack_dir / f"{name}.html").read_text(encoding="utf-8")
         assert html.count('src="data:image/png;base64,') >= at_least, name
+
+
+def test_front_page_section_links_land_on_a_heading_of_the_report(sample_pack):
+    pack = sample_pack.pack_dir
+    anchored = 0
+    for r in sample_pack.manifest["reports"]:
+        page = (pack / r["html"]).read_text(encoding="utf-8")
+        for item in r["headlines"] + r["alerts"]:
+            if item.get("anchor"):
+                anchored += 1
+                assert f'id="{item["anchor"]}"' in page, (r["report"], item["anchor"])
+    assert anchored >= 3
