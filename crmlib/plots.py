@@ -607,3 +607,579 @@ def plot_attainment_history(data: pd.DataFrame, *, ax: Axes | None = None, title
                  f"{narrative.count(len(done), 'period')}")
     _title(ax, title)
     return ax
+
+
+# ----------------------------------------------------------------------------- sales performance (report 05)
+def plot_activity_mix(data: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Stacked bars of activities done per period, one colour per activity type.
+
+    ``data`` is a ``metrics.activity.activity_mix`` frame (period, type, activities);
+    periods keep their order, a running period is hatched.
+    """
+    ax = _axes(ax)
+    wide = data.pivot_table(index="period", columns="type", values="activities", aggfunc="sum", sort=False)
+    wide = wide.reindex(index=pd.unique(data["period"]), columns=pd.unique(data["type"])).fillna(0)
+    colours = palette(len(wide.columns))
+    pos = np.arange(len(wide))
+    running = set(data.loc[~data["complete"], "period"]) if "complete" in data.columns else set()
+    bottom = np.zeros(len(wide))
+    for colour, col in zip(colours, wide.columns, strict=False):
+        values = wide[col].to_numpy(dtype="float64")
+        bars = ax.bar(pos, values, bottom=bottom, color=colour, width=0.75, label=str(col), **kws)
+        for bar, period in zip(bars, wide.index, strict=True):
+            if period in running:
+                bar.set_hatch("//")
+        bottom += values
+    ax.set_xticks(pos, [str(p) for p in wide.index], rotation=45, ha="right", parse_math=False)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("activities done")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=True)
+    if title is None:
+        title = f"{narrative.count(bottom[-1] if len(bottom) else 0, 'activity', 'activities')} in the latest period"
+    _title(ax, title)
+    return ax
+
+
+def plot_call_band_win_rates(data: pd.DataFrame, *, best: str | None = None, reference: str | None = None,
+                             ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Win rate of deals per band of weekly calls (bars) with 95% Wilson intervals (lines), deals per band on top.
+
+    ``data`` is the ``bands`` frame of an ``ActivityOutcome`` (band, deals, win_rate,
+    win_rate_low, win_rate_high); ``best`` is highlighted, ``reference`` labelled.
+    """
+    ax = _axes(ax)
+    colours = palette()
+    pos = np.arange(len(data))
+    rate = data["win_rate"].to_numpy(dtype="float64")
+    low = data["win_rate_low"].to_numpy(dtype="float64")
+    high = data["win_rate_high"].to_numpy(dtype="float64")
+    bar_colours = [colours[2] if str(b) == best else colours[0] for b in data["band"]]
+    ax.bar(pos, np.nan_to_num(rate), color=bar_colours, width=0.7, **kws)
+    err = np.vstack([np.nan_to_num(rate - low), np.nan_to_num(high - rate)])
+    ax.errorbar(pos, np.nan_to_num(rate), yerr=err, fmt="none", ecolor="black", capsize=4, linewidth=1.2)
+    for p, h, n in zip(pos, high, data["deals"], strict=True):
+        ax.text(p, (h if np.isfinite(h) else 0) + 0.02, narrative.count(n, "deal"), ha="center",
+                va="bottom", fontsize=9, parse_math=False)
+    labels = [f"{b}\n(reference)" if str(b) == reference else str(b) for b in data["band"]]
+    ax.set_xticks(pos, labels, parse_math=False)
+    ax.set_ylim(0, 1.12)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: narrative.pct(v)))
+    ax.set_xlabel("calls the owner made in the week the deal closed")
+    ax.set_ylabel("win rate (95% interval)")
+    if title is None:
+        title = (f"Deals closed in weeks with {best} calls win most often" if best
+                 else "Win rate by weekly calls")
+    _title(ax, title)
+    return ax
+
+
+def plot_effects(data: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Odds ratios with their confidence intervals (a forest plot on a log scale, 1 = no difference).
+
+    ``data`` has term, odds_ratio, odds_ratio_low, odds_ratio_high (e.g. the rows of one
+    model in ``ActivityOutcome.effects()``); an optional ``model`` column is shown in the labels.
+    """
+    ax = _axes(ax)
+    colours = palette()
+    rows = data.reset_index(drop=True)
+    pos = np.arange(len(rows))
+    est = rows["odds_ratio"].to_numpy(dtype="float64")
+    lo = rows["odds_ratio_low"].to_numpy(dtype="float64")
+    hi = rows["odds_ratio_high"].to_numpy(dtype="float64")
+    clear = (lo > 1) | (hi < 1)
+    ax.hlines(pos, lo, hi, color=[colours[2] if c else "0.5" for c in clear], linewidth=2.5)
+    ax.scatter(est, pos, color=[colours[2] if c else "0.3" for c in clear], zorder=3, s=40, **kws)
+    line = ax.axvline(1.0, color="black", linestyle="--", linewidth=1.2)
+    line.set_gid("no-effect")
+    if "model" in rows.columns and rows["model"].nunique() > 1:
+        labels = [f"{t} · {m}" for t, m in zip(rows["term"], rows["model"], strict=True)]
+    else:
+        labels = [str(t) for t in rows["term"]]
+    ax.set_yticks(pos, labels, parse_math=False)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+    ax.set_xlabel("odds ratio of winning (log scale; interval not crossing 1 = clear difference)")
+    if title is None:
+        title = f"{int(clear.sum())} of {len(rows)} effects clearly different from no effect"
+    _title(ax, title)
+    return ax
+
+
+def plot_quota_attainment(data: pd.DataFrame, *, top: int = 40, label: tuple[str, ...] = ("name", "owner_id"),
+                          ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Quota attainment per owner as bars, a dashed line at 100% and a black tick at the share of the period gone.
+
+    ``data`` is a ``metrics.activity.quota_attainment`` frame (optionally with name);
+    owners behind the share of the period gone are highlighted.
+    """
+    shown = data.head(top)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, max(4.5, 0.3 * len(shown) + 1)))
+    colours = palette()
+    att = shown["attainment"].to_numpy(dtype="float64")
+    gone = shown["elapsed_share"].to_numpy(dtype="float64")
+    pos = np.arange(len(shown))
+    behind = np.nan_to_num(att) < np.nan_to_num(gone)
+    ax.barh(pos, np.nan_to_num(att), color=[colours[3] if b else colours[0] for b in behind], height=0.7, **kws)
+    ax.scatter(gone, pos, marker="|", s=120, linewidths=2, color="black", zorder=3,
+               label="share of the period gone")
+    line = ax.axvline(1.0, color="black", linestyle="--", linewidth=1.2, label="target")
+    line.set_gid("target")
+    names = [narrative._label(r, label, missing="(no owner)") for _, r in shown.iterrows()]
+    ax.set_yticks(pos, names, parse_math=False)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: narrative.pct(v)))
+    ax.set_xlabel("share of target achieved")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=True)
+    if title is None:
+        title = f"{narrative.count(int(behind.sum()), 'owner')} behind the share of the period gone"
+    _title(ax, title)
+    return ax
+
+
+# ----------------------------------------------------------------------------- conversion (report 03)
+def plot_funnel(data, *, ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Horizontal bars of the deals that reached each funnel stage (first stage on top), the biggest drop-off highlighted.
+
+    ``data`` is a ``Funnel`` (from ``conversion.stage_funnel``) or its ``table``; each bar
+    is labelled with its count and share of the cohort.
+    """
+    table = data.table if hasattr(data, "table") else data
+    ax = _axes(ax)
+    colours = palette()
+    pos = np.arange(len(table))
+    reached = table["reached"].to_numpy(dtype="float64")
+    steps = table.iloc[1:].dropna(subset=["drop_off_share"])
+    worst = int(steps.loc[steps["drop_off_share"].idxmax(), "step"]) if len(steps) else None
+    bar_colours = [colours[3] if worst is not None and s == worst else colours[0] for s in table["step"]]
+    ax.barh(pos, reached, color=bar_colours, height=0.7, **kws)
+    cohort = reached[0] if len(reached) else 0
+    for p, v in zip(pos, reached, strict=True):
+        share = narrative.pct(v / cohort) if cohort else narrative.NA_TEXT
+        ax.text(v, p, f"  {narrative.count(v)} ({share})", va="center", fontsize=9, parse_math=False)
+    ax.set_yticks(pos, [str(s) for s in table["stage"]], parse_math=False)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(cohort, 1) * 1.25)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("deals of the cohort that reached the stage")
+    if title is None:
+        if worst is not None:
+            row = table.loc[table["step"] == worst].iloc[0]
+            before = table.loc[table["step"] == worst - 1, "stage"].iloc[0]
+            title = (f"Biggest drop-off: {before} to {row['stage']} "
+                     f"({narrative.pct(row['drop_off_share'])} go no further)")
+        else:
+            title = f"Stage funnel of {narrative.count(cohort, 'deal')}"
+    _title(ax, title)
+    return ax
+
+
+def plot_source_conversion(data: pd.DataFrame, *, rate: str = "lead_to_won", label: str = "source",
+                           n_col: str = "leads", ax: Axes | None = None, title: str | None = None,
+                           **kws) -> Axes:
+    """Each source's conversion rate as a dot with its 95% interval as a line, best on top.
+
+    ``data`` is a ``conversion.lead_conversion`` (or ``source_table``) frame with
+    ``rate``, ``<rate>_low`` and ``<rate>_high``; rows without a rate are left out.
+    """
+    ax = _axes(ax)
+    shown = data.dropna(subset=[rate]).sort_values(rate, ascending=False, kind="stable")
+    colours = palette()
+    pos = np.arange(len(shown))
+    est = shown[rate].to_numpy(dtype="float64")
+    lo = shown[f"{rate}_low"].to_numpy(dtype="float64")
+    hi = shown[f"{rate}_high"].to_numpy(dtype="float64")
+    ax.errorbar(est, pos, xerr=np.vstack([est - lo, hi - est]), fmt="o", color=colours[0],
+                ecolor=colours[0], capsize=4, **kws)
+    names = [f"{narrative._label(r, (label,), missing='(no source)')} (n = {narrative.count(r[n_col])})"
+             if n_col in shown.columns else narrative._label(r, (label,), missing="(no source)")
+             for _, r in shown.iterrows()]
+    ax.set_yticks(pos, names, parse_math=False)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: narrative.pct(x)))
+    ax.set_xlim(left=0)
+    ax.set_xlabel(f"{rate.replace('_', ' ')} (dot) with 95% interval (line)")
+    if title is None:
+        if len(shown) >= 2 and est[-1] > 0:
+            title = (f"Leads from {narrative._label(shown.iloc[0], (label,))} convert "
+                     f"{narrative._conv_times(est[0], est[-1])} as often as leads from "
+                     f"{narrative._label(shown.iloc[-1], (label,))}")
+        elif len(shown) >= 2:
+            title = (f"Leads from {narrative._label(shown.iloc[0], (label,))} convert best "
+                     f"({narrative.pct(est[0])}), from {narrative._label(shown.iloc[-1], (label,))} not at all")
+        else:
+            title = "Conversion by source"
+    _title(ax, title)
+    return ax
+
+
+def plot_leads_by_period(data: pd.DataFrame, *, by: str = "source", ax: Axes | None = None,
+                         title: str | None = None, **kws) -> Axes:
+    """Stacked bars of incoming leads per period, one colour per source (from ``conversion.leads_by_period``)."""
+    ax = _axes(ax)
+    wide = data.pivot_table(index="period", columns=by, values="leads", aggfunc="sum", sort=False,
+                            fill_value=0)
+    order = wide.sum().sort_values(ascending=False, kind="stable").index
+    wide = wide[order]
+    colours = palette(max(len(order), 1))
+    bottom = np.zeros(len(wide))
+    pos = np.arange(len(wide))
+    for i, col in enumerate(wide.columns):
+        values = wide[col].to_numpy(dtype="float64")
+        ax.bar(pos, values, bottom=bottom, color=colours[i % len(colours)], width=0.8,
+               label=str(col), **kws)
+        bottom += values
+    ax.set_xticks(pos, [str(p) for p in wide.index], rotation=45, ha="right", parse_math=False)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("leads created")
+    if len(order):
+        legend = ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=True)
+        for text in legend.get_texts():
+            text.set_parse_math(False)
+    if title is None:
+        total = wide.to_numpy().sum()
+        title = (f"Most incoming leads come from {order[0]} ({narrative.pct(wide[order[0]].sum() / total)})"
+                 if total else "No incoming leads")
+    _title(ax, title)
+    return ax
+
+
+def plot_lost(data: pd.DataFrame, *, by: str = "lost_reason", top: int = 15, ax: Axes | None = None,
+              title: str | None = None, **kws) -> Axes:
+    """Lost deals per reason, stage at loss or owner as horizontal bars, the largest group highlighted (from ``conversion.lost_summary``)."""
+    ax = _axes(ax)
+    shown = data.head(top)
+    colours = palette()
+    counts = shown["lost"].to_numpy(dtype="float64")
+    pos = np.arange(len(shown))
+    peak = counts.max() if len(counts) else 0
+    ax.barh(pos, counts, color=[colours[3] if c == peak else colours[0] for c in counts], height=0.7, **kws)
+    total = data["lost"].sum()
+    for p, c in zip(pos, counts, strict=True):
+        ax.text(c, p, f"  {narrative.count(c)} ({narrative.pct(c / total)})", va="center", fontsize=9,
+                parse_math=False)
+    ax.set_yticks(pos, [str(s) for s in shown[by]], parse_math=False)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(peak, 1) * 1.25)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("lost deals")
+    if title is None:
+        if len(shown):
+            row = shown.iloc[int(np.argmax(counts))]
+            title = f"Most lost deals: {row[by]} ({narrative.pct(row['lost'] / total)})"
+        else:
+            title = "No lost deals"
+    _title(ax, title)
+    return ax
+
+
+__all__ += ["plot_funnel", "plot_source_conversion", "plot_leads_by_period", "plot_lost"]
+
+
+# ----------------------------------------------------------------------------- customers and cohorts (reports 09, 10)
+__all__ += ["plot_pareto", "plot_rfm_segments", "plot_clv_check", "plot_cohort_heatmap", "plot_retention_by_group"]
+
+
+def plot_pareto(data: pd.DataFrame, *, top: float = 0.2, ax: Axes | None = None, title: str | None = None,
+                **kws) -> Axes:
+    """Pareto curve: cumulative share of revenue against the share of customers (largest first), the top ``top`` marked.
+
+    ``data`` is a ``customer_profitability`` table (``cumulative_share``, ranked);
+    the ABC class limits are drawn as dotted lines when it has ``abc_class``.
+    """
+    ax = _axes(ax)
+    known = data[data["rank"].notna()] if "rank" in data.columns else data
+    n = len(known)
+    colours = palette()
+    if n == 0:
+        ax.text(0.5, 0.5, "No customer revenue", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        _title(ax, title or "No customer revenue yet")
+        return ax
+    x = np.arange(0, n + 1) / n
+    y = np.concatenate([[0.0], known["cumulative_share"].to_numpy(dtype="float64")])
+    ax.plot(x, y, color=colours[0], linewidth=2, label="customers, largest first", **kws)
+    ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="all customers equal")
+    k = int(np.ceil(top * n - 1e-9))
+    share = float(y[k])
+    ax.scatter([k / n], [share], color=colours[3], zorder=3, s=40)
+    ax.annotate(f"top {narrative.pct(top)}: {narrative.pct(share)} of revenue", (k / n, share),
+                xytext=(10, -18), textcoords="offset points", fontsize=9)
+    if "abc_class" in known.columns:
+        for cls in ("A", "B"):
+            last = known.index[known["abc_class"] == cls]
+            if len(last):
+                pos = known.index.get_loc(last[-1]) + 1
+                ax.axvline(pos / n, color="0.4", linestyle=":", linewidth=1)
+                ax.text(pos / n, 0.03, f" end of class {cls}", fontsize=8, color="0.3", rotation=90,
+                        va="bottom")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, pos: narrative.pct(v)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, pos: narrative.pct(v)))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("share of customers (largest first)")
+    ax.set_ylabel("share of revenue")
+    ax.legend(loc="lower right", frameon=True)
+    _title(ax, title or f"The top {narrative.pct(top)} of customers bring {narrative.pct(share)} of revenue")
+    return ax
+
+
+def plot_rfm_segments(data: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Share of customers and share of revenue of each RFM segment as paired horizontal bars.
+
+    ``data`` is an ``rfm_segments`` table (segment order kept, best first).
+    """
+    ax = _axes(ax)
+    colours = palette()
+    pos = np.arange(len(data))
+    ax.barh(pos - 0.2, data["customer_share"].to_numpy(dtype="float64"), height=0.4, color=colours[0],
+            label="share of customers", **kws)
+    ax.barh(pos + 0.2, data["revenue_share"].to_numpy(dtype="float64"), height=0.4, color=colours[1],
+            label="share of revenue", **kws)
+    ax.set_yticks(pos, [f"{s} ({narrative.count(n)})" for s, n in zip(data["segment"], data["customers"],
+                                                                        strict=True)], parse_math=False)
+    ax.invert_yaxis()
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, p: narrative.pct(v)))
+    ax.set_xlabel("share")
+    ax.legend(loc="lower right", frameon=True)
+    if title is None:
+        best = data.loc[data["revenue_share"].idxmax()] if len(data) else None
+        title = (f"{best['segment']}: {narrative.pct(best['customer_share'])} of customers, "
+                 f"{narrative.pct(best['revenue_share'])} of revenue" if best is not None else "RFM segments")
+    _title(ax, title)
+    return ax
+
+
+def plot_clv_check(check, *, ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Hold-out check of the purchase model: mean repeat purchases in the hold-out weeks, predicted and actual,
+    by the number of repeat purchases before it (a ``ModelCheck`` from ``purchase_model_check``)."""
+    ax = _axes(ax)
+    f = check.by_frequency
+    colours = palette()
+    pos = np.arange(len(f))
+    ax.bar(pos - 0.2, f["actual"].to_numpy(dtype="float64"), width=0.4, color=colours[0], label="actual", **kws)
+    ax.bar(pos + 0.2, f["predicted"].to_numpy(dtype="float64"), width=0.4, color=colours[1],
+           label="predicted by BG/NBD", **kws)
+    ax.set_xticks(pos, [f"{lbl}\n({narrative.count(n)})" for lbl, n in zip(f["label"], f["customers"], strict=True)],
+                  parse_math=False)
+    ax.set_xlabel("repeat purchases before the hold-out (customers)")
+    ax.set_ylabel("mean purchases in the hold-out")
+    ax.legend(loc="upper left", frameon=True)
+    if title is None:
+        err = check.error
+        title = (f"Hold-out: {narrative.count(round(check.predicted))} purchases predicted, "
+                 f"{narrative.count(check.actual)} happened" + (f" ({err:+.0%})" if np.isfinite(err) else ""))
+    _title(ax, title)
+    return ax
+
+
+def plot_cohort_heatmap(data: pd.DataFrame, *, value: str = "retention", kind: str = "pct",
+                        currency: str | None = None, highlight=(), ax: Axes | None = None,
+                        title: str | None = None, annotate: bool | None = None, **kws) -> Axes:
+    """Heat-map of a cohort table: one row per cohort, one column per age; cells not yet observed hatched grey.
+
+    ``data`` is a tidy frame with ``cohort``, ``age`` and ``value`` columns (a
+    ``cohort_activity`` or ``deal_cohort_win_rates`` table); ``kind`` is ``"pct"`` or
+    ``"money"`` (for the cell labels and the colour bar). Cohorts in ``highlight`` get
+    their label in bold. Extra ``**kws`` go to ``seaborn.heatmap``.
+    """
+    wide = data.pivot(index="cohort", columns="age", values=value).astype("float64")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(min(2 + 0.6 * wide.shape[1], 12), max(3, 0.28 * len(wide) + 1.5)))
+    fmt = (lambda v: narrative.pct(v)) if kind == "pct" else (lambda v: narrative.money(v, currency, short=True))
+    if annotate is None:
+        annotate = wide.shape[0] <= 48 and wide.shape[1] <= 16
+    labels = wide.apply(lambda col: col.map(lambda v: "" if pd.isna(v) else fmt(v))).to_numpy() if annotate else False
+    shown = wide.copy()
+    if value == "retention" and 0 in shown.columns:
+        shown[0] = np.nan  # age 0 is 100% by definition: keep it out of the colour scale
+    vmax = np.nanpercentile(shown.to_numpy(), 98) if np.isfinite(shown.to_numpy()).any() else 1.0
+    ax.set_facecolor("0.92")
+    ax.grid(False)
+    sns.heatmap(wide, mask=wide.isna(), ax=ax, cmap="viridis", vmin=0, vmax=vmax if vmax > 0 else None,
+                annot=labels, fmt="", annot_kws={"fontsize": 7}, linewidths=0.3, linecolor="white",
+                cbar_kws={"format": FuncFormatter(lambda v, p: fmt(v)), "label": value.replace("_", " ")}, **kws)
+    for i, row in enumerate(wide.index):
+        for j, col in enumerate(wide.columns):
+            if pd.isna(wide.loc[row, col]):
+                ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, hatch="///", edgecolor="0.8", linewidth=0))
+    ax.set_yticks(np.arange(len(wide)) + 0.5, [str(c) for c in wide.index], parse_math=False, rotation=0,
+                  fontsize=8)
+    for tick in ax.get_yticklabels():
+        if tick.get_text() in {str(h) for h in highlight}:
+            tick.set_fontweight("bold")
+            tick.set_color(palette()[3])
+    ax.set_xlabel("age (periods after acquisition; hatched: not over yet)")
+    ax.set_ylabel("cohort")
+    _title(ax, title or f"{value.replace('_', ' ').capitalize()} by cohort and age")
+    return ax
+
+
+def plot_retention_by_group(data: pd.DataFrame, *, by: str = "source", min_customers: int = 1,
+                            ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Retention per group as bars with their 95% Wilson intervals and a dashed line at the overall rate.
+
+    ``data`` is a ``cohort_retention(by=...)`` table; groups with fewer than
+    ``min_customers`` counted customers are left out.
+    """
+    ax = _axes(ax)
+    t = data[(data["customers"] >= min_customers)].dropna(subset=["retention"])
+    t = t.sort_values("retention", ascending=False, kind="stable")
+    colours = palette()
+    pos = np.arange(len(t))
+    est = t["retention"].to_numpy(dtype="float64")
+    err = np.vstack([est - t["retention_low"].to_numpy(dtype="float64"),
+                     t["retention_high"].to_numpy(dtype="float64") - est])
+    ax.bar(pos, est, color=colours[0], width=0.6, yerr=err, capsize=4, ecolor="0.3", **kws)
+    ax.set_xticks(pos, [f"{g}\n({narrative.count(n)})" for g, n in zip(t[by], t["customers"], strict=True)],
+                  parse_math=False)
+    overall = data["retained"].sum() / data["customers"].sum() if data["customers"].sum() else np.nan
+    if np.isfinite(overall):
+        line = ax.axhline(overall, color="black", linestyle="--", linewidth=1.2,
+                          label=f"all customers: {narrative.pct(overall)}")
+        line.set_gid("overall")
+        ax.legend(loc="upper right", frameon=True)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, p: narrative.pct(v)))
+    ax.set_ylabel("retained (95% interval)")
+    ax.set_xlabel(f"{by.replace('_', ' ')} (customers counted)")
+    if title is None and len(t):
+        title = f"{t[by].iloc[0]} customers retain best: {narrative.pct(est[0])}"
+    _title(ax, title or "Retention by group")
+    return ax
+
+
+# ----------------------------------------------------------------------------- sales forecast (07)
+def plot_bookings_forecast(series: pd.DataFrame, outlook: pd.DataFrame, *, model=None,
+                           currency: str | None = None, history: int = 24, ax: Axes | None = None,
+                           title: str | None = None, **kws) -> Axes:
+    """Bookings per period (the last ``history`` complete ones) and the forecast with 80% and 95% bands.
+
+    ``series`` is a ``bookings_series`` table, ``outlook`` a ``bookings_outlook`` table of
+    the leading forecast (the running period is drawn as booked so far plus the rest);
+    ``model`` optionally another ``Forecast`` (e.g. the model when a baseline leads),
+    drawn dashed.
+    """
+    ax = _axes(ax)
+    colours = palette()
+    done = series[series["complete"].astype(bool)].tail(history)
+    ax.plot(done["start"], done["bookings"], marker="o", color=colours[0], label="booked", **kws)
+    starts = outlook["start"]
+    for lv, alpha in ((0.95, 0.15), (0.8, 0.3)):
+        lo, hi = outlook.get(f"lo_{lv * 100:.0f}"), outlook.get(f"hi_{lv * 100:.0f}")
+        if lo is not None and hi is not None:
+            ax.fill_between(starts, lo, hi, color=colours[1], alpha=alpha, linewidth=0,
+                            label=f"{lv:.0%} interval")
+    ax.plot(starts, outlook["outlook"], marker="o", color=colours[1], label="forecast")
+    run = outlook[outlook["status"] == "running"]
+    if len(run):
+        ax.scatter(run["start"], run["booked"], marker="x", s=60, color="black", zorder=3,
+                   label="booked so far (running period)")
+    if model is not None:
+        ax.plot(starts, np.asarray(model.mean)[: len(starts)], linestyle="--", color=colours[2],
+                label=f"model: {model.method}")
+    ax.yaxis.set_major_formatter(money_formatter(currency))
+    ax.set_ylabel(f"bookings{f' ({currency})' if currency else ''}")
+    ax.set_ylim(bottom=0)
+    leg = ax.legend(loc="upper left", frameon=True, fontsize=8)
+    for text in leg.get_texts():
+        text.set_parse_math(False)
+    _title(ax, title or "Bookings and forecast")
+    return ax
+
+
+def plot_backtest(scores: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """MASE per forecast horizon for the model and the naive baselines (grouped bars; a dashed line at 1).
+
+    ``scores`` is ``Backtest.scores()``.
+    """
+    ax = _axes(ax)
+    methods = [m for m in ("model", "naive", "seasonal naive") if m in set(scores["method"])]
+    horizons = sorted(scores["horizon"].unique())
+    width = 0.8 / max(len(methods), 1)
+    colours = palette()
+    for i, m in enumerate(methods):
+        s = scores[scores["method"] == m].set_index("horizon").reindex(horizons)
+        ax.bar(np.arange(len(horizons)) + (i - (len(methods) - 1) / 2) * width, s["mase"], width=width,
+               color=colours[i], label=m, **kws)
+    ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
+    ax.set_xticks(np.arange(len(horizons)), [f"{h} ahead" for h in horizons])
+    ax.set_ylabel("MASE (lower is better)")
+    ax.legend(loc="best", frameon=True)
+    if title is None:
+        one = scores[scores["horizon"] == horizons[0]].set_index("method")["mase"] if horizons else pd.Series()
+        best = one.idxmin() if len(one) else "n/a"
+        title = f"Smallest error one period ahead: {best}"
+    _title(ax, title)
+    return ax
+
+
+def plot_seasonal_factors(data: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None,
+                          **kws) -> Axes:
+    """Yearly pattern: one bar per month (factor 1 = an average month) with 95% intervals.
+
+    ``data`` is ``SeasonalityTrend.factors`` (season, factor, low, high).
+    """
+    ax = _axes(ax)
+    colours = palette()
+    pos = np.arange(len(data))
+    f = data["factor"].to_numpy(dtype="float64")
+    err = np.vstack([f - data["low"].to_numpy(dtype="float64"), data["high"].to_numpy(dtype="float64") - f])
+    ax.bar(pos, f, color=[colours[2] if v >= 1 else colours[0] for v in f], yerr=err, capsize=3, **kws)
+    ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
+    names = [narrative._month_name(s)[:3] if len(data) == 12 else str(int(s)) for s in data["season"]]
+    ax.set_xticks(pos, names)
+    ax.set_ylabel("bookings relative to an average month")
+    if title is None:
+        top = data.loc[data["factor"].idxmax()]
+        title = f"Strongest month: {narrative._month_name(top['season'])} ({top['factor']:.2f}x)"
+    _title(ax, title)
+    return ax
+
+
+def plot_calibration(data: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Observed against predicted win rate per decile of predicted probability, with 95% intervals and the diagonal.
+
+    ``data`` is a ``calibration_table`` (predicted, observed, low, high, deals).
+    """
+    ax = _axes(ax)
+    colours = palette()
+    p = data["predicted"].to_numpy(dtype="float64")
+    o = data["observed"].to_numpy(dtype="float64")
+    err = np.vstack([o - data["low"].to_numpy(dtype="float64"), data["high"].to_numpy(dtype="float64") - o])
+    lo = float(min(np.nanmin(p), np.nanmin(data["low"]), 0.0)) if len(data) else 0.0
+    ax.plot([lo, 1], [lo, 1], color="black", linestyle="--", linewidth=1, label="perfect calibration")
+    ax.errorbar(p, o, yerr=err, fmt="o", color=colours[0], capsize=3, label="decile (95% interval)", **kws)
+    ax.set_xlabel("predicted win probability")
+    ax.set_ylabel("observed share won")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, pos: narrative.pct(x)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda x, pos: narrative.pct(x)))
+    ax.legend(loc="upper left", frameon=True)
+    _title(ax, title or narrative.title_calibration(data))
+    return ax
+
+
+def plot_pipeline_forecast(data: pd.DataFrame, *, currency: str | None = None, ax: Axes | None = None,
+                           title: str | None = None, **kws) -> Axes:
+    """Open value and expected revenue per expected close period, with the 80% Monte Carlo interval.
+
+    ``data`` is ``PipelineSimulation.by_period()`` (the "all open deals" row is left out).
+    """
+    ax = _axes(ax)
+    colours = palette()
+    d = data[data["period"] != "all open deals"]
+    pos = np.arange(len(d))
+    ax.bar(pos, d["value"], color="0.85", width=0.7, label="open value")
+    exp = d["expected"].to_numpy(dtype="float64")
+    err = np.vstack([exp - d["lo_80"].to_numpy(dtype="float64"), d["hi_80"].to_numpy(dtype="float64") - exp])
+    ax.bar(pos, exp, color=colours[0], width=0.4, yerr=err, capsize=3, label="expected (80% interval)", **kws)
+    ax.set_xticks(pos, [str(x) for x in d["period"]], parse_math=False)
+    ax.yaxis.set_major_formatter(money_formatter(currency))
+    ax.set_ylabel(f"revenue{f' ({currency})' if currency else ''}")
+    ax.set_xlabel("expected close period")
+    ax.legend(loc="best", frameon=True)
+    if title is None:
+        title = (f"{narrative.money(d['expected'].sum(), currency)} expected from "
+                 f"{narrative.count(d['deals'].sum(), 'open deal')}" if len(d) else "No open deals")
+    _title(ax, title)
+    return ax
