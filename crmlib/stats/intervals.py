@@ -85,7 +85,8 @@ def wilson(successes: int, n: int, *, alpha: float = 0.05) -> Proportion:
     if m == 0:
         return Proportion(0, 0, math.nan, math.nan, math.nan, alpha)
     low, high = proportion_confint(s, m, alpha=alpha, method="wilson")
-    return Proportion(s, m, s / m, float(max(low, 0.0)), float(min(high, 1.0)), alpha)
+    est = s / m
+    return Proportion(s, m, est, float(min(max(low, 0.0), est)), float(max(min(high, 1.0), est)), alpha)
 
 
 def wilson_frame(df: pd.DataFrame, successes_col: str, n_col: str, *, alpha: float = 0.05,
@@ -112,8 +113,10 @@ def wilson_frame(df: pd.DataFrame, successes_col: str, n_col: str, *, alpha: flo
     if ok.any():
         lo, hi = proportion_confint(s[ok], m[ok], alpha=alpha, method="wilson")
         rate[ok] = s[ok] / m[ok]
-        low[ok] = np.clip(lo, 0, 1)
-        high[ok] = np.clip(hi, 0, 1)
+        # clipped onto [0, estimate] and [estimate, 1]: floating-point noise (3e-17 for 0 of 7)
+        # must not put the bound on the wrong side of the estimate
+        low[ok] = np.clip(lo, 0, rate[ok])
+        high[ok] = np.clip(hi, rate[ok], 1)
     out[name] = rate
     out[f"{name}_low"] = low
     out[f"{name}_high"] = high

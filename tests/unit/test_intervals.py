@@ -89,3 +89,15 @@ def test_wilson_frame_adds_rate_and_bounds_row_by_row():
 def test_wilson_frame_refuses_more_successes_than_trials():
     with pytest.raises(ValueError):
         wilson_frame(pd.DataFrame({"s": [3], "n": [2]}), "s", "n")
+
+
+def test_bounds_never_fall_on_the_wrong_side_of_the_estimate():
+    import pandas as pd
+
+    from crmlib.stats.intervals import wilson, wilson_frame
+
+    out = wilson_frame(pd.DataFrame({"s": [0, 7, 3], "n": [7, 7, 7]}), "s", "n")
+    assert (out["rate_low"] <= out["rate"]).all() and (out["rate_high"] >= out["rate"]).all()
+    assert out.loc[0, "rate_low"] == 0.0 and out.loc[1, "rate_high"] == 1.0
+    p = wilson(0, 7)
+    assert p.low == 0.0 and p.high > 0
