@@ -1507,7 +1507,7 @@ __all__ += ["describe_revenue_concentration", "describe_abc", "describe_profitab
             "describe_product_pairs", "describe_next_products", "describe_clv", "describe_clv_model",
             "describe_clv_check", "describe_retention_matrix", "describe_latest_retention",
             "describe_cohort_revenue", "describe_customer_churn", "describe_source_retention",
-            "describe_weak_cohorts", "describe_repeat_by_cohort", "describe_deal_cohorts"]
+            "describe_repeat_by_cohort", "describe_deal_cohorts"]
 
 
 def _cust_name(row) -> str:
@@ -1716,7 +1716,7 @@ def describe_clv_model(value, *, currency: str | None = None) -> str:
             f"on average.")
     corr = getattr(value.spend, "frequency_spend_correlation_", math.nan)
     if not _missing(corr):
-        text += (f" The spend model assumes that how much a customer spends does not depend on how often she buys: "
+        text += (f" The spend model assumes that how much a customer spends does not depend on how often they buy: "
                  f"the correlation is {esc(f'{corr:.2f}')}")
         text += (", close to zero, so the assumption holds." if abs(corr) < 0.3
                  else ", which is not small: read the spend forecasts with care.")
@@ -1840,24 +1840,6 @@ def describe_source_retention(table: pd.DataFrame, *, ages=(7, 12), by: str = "s
         text += (f" {esc(count(len(small), by))} with fewer than {esc(count(min_customers, 'customer'))} "
                  "counted are not compared.")
     return text
-
-
-def describe_weak_cohorts(weak: pd.DataFrame, *, unit: str = "month") -> str:
-    """Markdown on weak acquisition cohorts (a ``weak_cohorts`` table)."""
-    if not len(weak):
-        return "No cohort is old and large enough yet to test."
-    flagged = weak[weak["weak"]]
-    if not len(flagged):
-        return (f"No acquisition {unit} stands out: among {esc(count(len(weak), 'cohort'))} tested, none has "
-                "returning customers who stop buying significantly more than the others.")
-    parts = []
-    for _, w in flagged.iterrows():
-        parts.append(f"**{esc(w['cohort'])}**: {esc(pct(w['retention']))} came back as usual, but only "
-                     f"{esc(pct(w['kept_share']))} of those bought again against {esc(pct(w['rest_kept_share']))} in "
-                     f"the other cohorts ({esc(f'{w.purchases_per_customer:.2f}')} purchases per customer in the first "
-                     f"year; {esc(significance(w['kept_p_value']))})")
-    return ("Weak acquisition " + unit + ("s" if len(flagged) > 1 else "") + ": " + "; ".join(parts)
-            + ". Look at what these customers were sold and promised.")
 
 
 def describe_repeat_by_cohort(table: pd.DataFrame, *, within: int = 12, unit: str = "month") -> str:
@@ -2343,3 +2325,20 @@ def quarter_alert_text(outlook, *, currency: str | None = None) -> str:
     return (f"{q.quarter} bookings forecast {money(q.total, currency)} is below the revenue target of "
             f"{money(q.target, currency)} ({pct(q.total / q.target if q.target else math.nan)} of it; 80% "
             f"interval {money(q.lower.get(0.8), currency)} to {money(q.upper.get(0.8), currency)})")
+
+
+__all__ += ["cohort_total_revenue_title"]
+
+
+def cohort_total_revenue_title(activity: pd.DataFrame, *, unit: str = "month") -> str:
+    """Plain-text finding for the revenue-per-cohort heat-map (a ``cohort_activity`` table): the first
+    order's share of what the cohorts old enough bought over all the ages shown."""
+    last = int(activity["age"].max()) if len(activity) else 0
+    full = activity.groupby("cohort")["observed"].transform("all") & activity["complete"]
+    seen = activity[full]
+    total = seen["revenue"].sum()
+    if not len(seen) or not total:
+        return "Revenue by cohort and age"
+    first = seen.loc[seen["age"] == 0, "revenue"].sum() / total
+    return (f"The first order brings {pct(first)} of what a cohort buys by {unit} {last} "
+            f"({count(seen['cohort'].nunique(), 'cohort')} old enough)")

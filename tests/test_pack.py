@@ -109,6 +109,7 @@ def hostile_pack(tmp_path_factory):
         df["lost_reason"] = df["lost_reason"].where(df["lost_reason"] == "", IMG)
         df.loc[df.index[0], "status"] = SCRIPT  # quarantined: its reason quotes the value
         df["stage"] = df["stage"].replace({"Proposal": IMG})
+        df["source"] = df["source"].replace({"organic": SCRIPT})  # cohorts show acquisition sources
 
     edit("deals", deals)
     edit("stage_history", lambda df: df.__setitem__("stage", df["stage"].replace({"Proposal": IMG})))
