@@ -2147,33 +2147,6 @@ def describe_quarter_outlook(outlook, *, currency: str | None = None) -> str:
             f"{esc(pct(q.p_reach_target))} of the simulated quarters reach it).")
 
 
-def describe_win_model(win) -> str:
-    """Markdown on the win-probability model's held-out test: AUC, Brier score against the base rate and the CRM's stage probabilities (a ``stats.winprob.WinProbability``)."""
-    e = win.evaluation
-    test_end = (win.as_of - pd.Timedelta(days=win.label_wait_days)).date()
-    train_end = (win.split - pd.Timedelta(days=win.label_wait_days)).date()
-    text = (f"The win-probability model was fitted only on what was known on {esc(win.split.date())} "
-            f"(deals open up to {esc(train_end)}, with their outcomes) and tested "
-            f"on {esc(count(e.n_rows, 'snapshot'))} of {esc(count(e.n_deals, 'deal'))} open between "
-            f"{esc(win.split.date())} and {esc(test_end)} (one snapshot every "
-            f"{esc(count(win.every_days, 'day'))}, outcomes known by the report date): AUC "
-            f"**{esc(_num(e.auc))}** (the chance it ranks a deal that was won above one that was lost; 0.5 is "
-            f"guessing) and Brier score {esc(_num(e.brier, 3))} against {esc(_num(e.brier_base, 3))} for "
-            f"predicting the average win rate ({esc(pct(e.brier_skill))} better)")
-    if not _missing(e.brier_stage):
-        text += f" and {esc(_num(e.brier_stage, 3))} for the CRM's stage probabilities"
-    text += "."
-    if e.auc < 0.6:
-        text += " An AUC this close to 0.5 means the model separates won from lost deals only weakly."
-    if win.tested.dropped:
-        text += (" Left out of the tested model (fitted before the split): "
-                 + ", ".join(esc(_term_words(d)) for d in win.tested.dropped) + ".")
-    if win.model.dropped:
-        text += (" Left out of the model used for the open deals: "
-                 + ", ".join(esc(_term_words(d)) for d in win.model.dropped) + ".")
-    return text
-
-
 def _term_words(term: str) -> str:
     """A model term for reading: ``stage[Invoicing]`` -> ``stage = Invoicing``, ``log_age`` -> ``log age``."""
     text = str(term)
@@ -2198,28 +2171,6 @@ def describe_win_terms(model, *, top: int = 3) -> str:
     refs = ", ".join(f"{esc(f)} {esc(ref)}" for f, (ref, *_) in model.levels.items())
     tail = f" Categories are compared with {refs}." if refs else ""
     return "The strongest terms: " + "; ".join(parts) + "." + tail
-
-
-def describe_calibration(table: pd.DataFrame, *, min_deals: int = 100) -> str:
-    """Markdown on calibration by decile: how far predicted and observed win rates are apart, and whether that is more than chance."""
-    if table is None or len(table) == 0:
-        return "There are no held-out deals to check the calibration on."
-    worst = table.loc[table["difference"].abs().idxmax()]
-    big = table[table["deals"] >= min_deals]
-    outside = int(((table["predicted"] < table["low"]) | (table["predicted"] > table["high"])).sum())
-    text = (f"In {esc(count(len(table), 'group'))} of about {esc(count(table['rows'].median(), 'snapshot'))} "
-            f"({esc(count(table['deals'].min()))} to {esc(count(table['deals'].max(), 'deal'))} each), predicted "
-            f"and observed win rates differ by at most {esc(_num(abs(worst.difference) * 100, 1))} points (predicted "
-            f"{esc(pct(worst.predicted))}, observed {esc(pct(worst.observed))} in group {esc(int(worst.bin))}).")
-    within3 = int((big["difference"].abs() <= 0.03).sum())
-    text += (f" {esc(count(within3))} of the {esc(count(len(big), 'group'))} holding at least "
-             f"{esc(count(min_deals, 'deal'))} are within 3 points.")
-    half = 1.96 * float(table["se"].median())
-    text += (f" With this many deals a group's observed rate is only known to about ±"
-             f"{esc(_num(half * 100, 0))} points (95%), ")
-    text += ("and every group's interval holds its predicted rate." if outside == 0 else
-             f"and {esc(count(outside, 'group'))} {'lies' if outside == 1 else 'lie'} outside it.")
-    return text
 
 
 def describe_pipeline_forecast(by_period: pd.DataFrame, quarter: dict | None = None, *,
@@ -2342,3 +2293,70 @@ def cohort_total_revenue_title(activity: pd.DataFrame, *, unit: str = "month") -
     first = seen.loc[seen["age"] == 0, "revenue"].sum() / total
     return (f"The first order brings {pct(first)} of what a cohort buys by {unit} {last} "
             f"({count(seen['cohort'].nunique(), 'cohort')} old enough)")
+
+
+def describe_win_test(win) -> str:
+    """Markdown on the win-probability model's held-out test (a ``stats.winprob.WinProbability``): AUC, Brier score against the base rate and the CRM's stage probabilities, and what was left out.
+
+    Says plainly when the model is no better than predicting the average win rate or
+    separates won from lost deals only weakly.
+    """
+    e = win.evaluation
+    train_end = (win.split - pd.Timedelta(days=win.label_wait_days)).date()
+    test_end = (win.as_of - pd.Timedelta(days=win.label_wait_days)).date()
+    text = (f"The win-probability model was fitted only on what was known on {esc(win.split.date())} "
+            f"(deals open up to {esc(train_end)}, with their outcomes) and tested on "
+            f"{esc(count(e.n_rows, 'snapshot'))} of {esc(count(e.n_deals, 'deal'))} open between "
+            f"{esc(win.split.date())} and {esc(test_end)} (one snapshot every {esc(count(win.every_days, 'day'))}, "
+            f"outcomes known by the report date): AUC **{esc(_num(e.auc))}** (the chance it ranks a deal that "
+            f"was won above one that was lost; 0.5 is guessing) and Brier score {esc(_num(e.brier, 3))} against "
+            f"{esc(_num(e.brier_base, 3))} for predicting the average win rate")
+    if not _missing(e.brier_stage):
+        text += f" and {esc(_num(e.brier_stage, 3))} for the CRM's stage probabilities"
+    text += " (lower is better)."
+    if not _missing(e.brier_skill) and e.brier_skill > 0:
+        text += f" The model removes {esc(pct(e.brier_skill))} of the average rate's error."
+    else:
+        text += (" **The model does no better than the average win rate on the held-out deals**, so its "
+                 "probabilities should be taken with caution.")
+    if not _missing(e.auc) and e.auc < 0.6:
+        text += " An AUC this close to 0.5 means it separates won from lost deals only weakly."
+    if win.tested.dropped:
+        text += (" Left out of the tested model (fitted before the split): "
+                 + ", ".join(esc(_term_words(d)) for d in win.tested.dropped) + ".")
+    if win.model.dropped:
+        text += (" Left out of the model used for the open deals: "
+                 + ", ".join(esc(_term_words(d)) for d in win.model.dropped) + ".")
+    return text
+
+
+def describe_calibration_check(table: pd.DataFrame, *, min_deals: int = 100, tolerance: float = 0.03) -> str:
+    """Markdown on calibration by decile: the largest gap between predicted and observed win rates, how many deciles of at least ``min_deals`` deals are within ``tolerance``, and how much of the gap chance explains.
+
+    When no decile holds ``min_deals`` deals it says the check cannot be made on this
+    export instead of reporting an empty count.
+    """
+    if table is None or len(table) == 0:
+        return "There are no held-out deals to check the calibration on."
+    worst = table.loc[table["difference"].abs().idxmax()]
+    outside = int(((table["predicted"] < table["low"]) | (table["predicted"] > table["high"])).sum())
+    points = _num(tolerance * 100, 0)
+    text = (f"In {esc(count(len(table), 'group'))} of about {esc(count(table['rows'].median(), 'snapshot'))} "
+            f"({esc(count(table['deals'].min()))} to {esc(count(table['deals'].max(), 'deal'))} each), predicted "
+            f"and observed win rates differ by at most {esc(_num(abs(worst.difference) * 100, 1))} points "
+            f"(predicted {esc(pct(worst.predicted))}, observed {esc(pct(worst.observed))} in group "
+            f"{esc(int(worst.bin))}).")
+    big = table[table["deals"] >= min_deals]
+    if len(big) == 0:
+        text += (f" No group holds {esc(count(min_deals, 'deal'))}, so the {esc(points)}-point check per "
+                 f"decile cannot be made on this export.")
+    else:
+        within = int((big["difference"].abs() <= tolerance).sum())
+        text += (f" {esc(count(within))} of the {esc(count(len(big), 'group'))} holding at least "
+                 f"{esc(count(min_deals, 'deal'))} {'is' if within == 1 else 'are'} within {esc(points)} points.")
+    half = 1.96 * float(table["se"].median())
+    text += (f" With this many deals a group's observed rate is only known to about ±{esc(_num(half * 100, 0))} "
+             f"points (95%), ")
+    text += ("and every group's interval holds its predicted rate." if outside == 0 else
+             f"and {esc(count(outside, 'group'))} {'lies' if outside == 1 else 'lie'} outside it.")
+    return text

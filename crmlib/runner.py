@@ -953,6 +953,10 @@ def _kernel_env() -> dict[str, str]:
         # the venv's kernelspec (python -m ipykernel install --sys-prefix) comes first
         "JUPYTER_PATH": os.pathsep.join(dict.fromkeys(jparts)),
         "JUPYTER_PLATFORM_DIRS": "1",
+        # one BLAS thread per kernel: --jobs kernels share the cores; nested threads thrash
+        "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1"),
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS", "1"),
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     }
 

@@ -2243,7 +2243,7 @@ def _text_tables(w) -> dict[str, pd.DataFrame]:
         "currency": d["currency"], "source": d["source"], "created_at": _ts_text(d["created"]),
         "closed_at": _ts_text(np.where(d["open"], np.nan, d["closed"])),
         "expected_close_at": _date_text(d["expected_close"]), "lost_reason": d["lost_reason"],
-        "deal_type": d["deal_type"]})
+        "deal_type": d["deal_type"], "forecast_category": ""})
     h = w.history
     t["stage_history"] = _frame("stage_history", {"deal_id": h["deal_id"], "stage": h["stage"],
                                                   "entered_at": _ts_text(h["entered"])})

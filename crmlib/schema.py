@@ -166,6 +166,8 @@ _table("deals", "Deals (opportunities): the one required table.", [
     _c("expected_close_at", "timestamp", "Expected close date.", planned=True),
     _c("lost_reason", "text", "Why it was lost."),
     _c("deal_type", "category", "new business, renewal, upsell, ..."),
+    _c("forecast_category", "category",
+       "The CRM's own forecast category when it keeps one (commit, best case, pipeline, omitted)."),
 ], key="deal_id", required=True, crm_object="Opportunity / Deal")
 
 _table("stage_history", "Every stage a deal entered and when.", [

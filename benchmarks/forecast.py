@@ -1,0 +1,126 @@
+"""How long report 07's statistics take: model selection, backtest, Monte Carlo, and the notebook.
+
+Times on data/sample (35 complete months, 156 weeks, 292 open deals):
+
+* model selection by AICc (every ETS and SARIMAX candidate on the full history),
+* the rolling-origin backtest (selection repeated at every origin),
+* the forecast's simulated paths,
+* the win-probability model (features of every weekly snapshot, the held-out fit and
+  the refit), and the Monte Carlo of the open pipeline (10,000 draws with coefficient
+  uncertainty),
+
+for the monthly and the weekly series, each the best of ``--repeat`` runs. With
+``--notebook`` it also runs notebooks/07_forecast.ipynb headless (papermill) and reports
+its wall time against the 20 s budget.
+
+    python benchmarks/forecast.py [--source data/sample] [--repeat 3] [--notebook]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BUDGET_S = 20.0
+
+
+def best_of(repeat: int, func):
+    """(smallest wall time in seconds, last result) over ``repeat`` calls."""
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = func()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", default=str(ROOT / "data" / "sample"))
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--draws", type=int, default=10_000)
+    ap.add_argument("--notebook", action="store_true", help="also time the notebook under papermill")
+    args = ap.parse_args(argv)
+
+    from crmlib import money
+    from crmlib.data import open_data
+    from crmlib.metrics import forecast as fcm
+    from crmlib.stats import forecast as fcs
+    from crmlib.stats import winprob
+
+    t0 = time.perf_counter()
+    data = open_data(args.source)
+    load_s = time.perf_counter() - t0
+    as_of = _as_of(args.source, data)
+    deals = money.to_reporting(data["deals"], "amount", currency=data.meta.get("currency") or "EUR",
+                               fx_rates=data.tables.get("fx_rates"), date_col="created_at",
+                               assume_currency=data.meta.get("currency"))
+    last_day = (as_of - time_unit()).date()
+    print(f"data: {len(deals):,} deals, as_of {last_day} (last day included), loaded and audited in "
+          f"{load_s:.2f} s")
+
+    for freq in ("month", "week"):
+        series = fcm.bookings_series(deals, as_of, freq=freq)
+        y = series.loc[series["complete"], "bookings"].to_numpy()
+        horizon = fcm.forecast_horizon(series, as_of, periods_ahead=3, freq=freq)
+        sel_s, sel = best_of(args.repeat, lambda: fcs.select_model(y, freq=freq))
+        sim_s, _ = best_of(args.repeat, lambda: fcs.forecast(y, freq=freq, horizon=horizon,
+                                                             n_sims=args.draws, seed=7, selection=sel))
+        bt_s, bt = best_of(args.repeat, lambda: fcs.backtest(y, freq=freq, horizon=min(horizon, 4),
+                                                             min_origins=8))
+        n_fit = int(sel.table["aicc"].notna().sum())
+        print(f"{freq:>5}: {len(y)} periods | model selection {sel_s:.2f} s ({n_fit} candidates, "
+              f"chose {sel.spec.label}) | backtest {bt_s:.2f} s ({bt.origins} origins, "
+              f"{bt.origins * n_fit} fits) | forecast paths {sim_s:.2f} s ({args.draws:,} draws)")
+
+    kw = dict(history=data.tables.get("stage_history"), activities=data.tables.get("activities"))
+    wp_s, win = best_of(args.repeat, lambda: winprob.win_probability_model(deals, as_of, stages=data.tables.get(
+        "stages"), **kw))
+    scored = winprob.score_open_deals(deals, win.model, as_of, **kw)
+    mc_s, _ = best_of(args.repeat, lambda: winprob.simulate_pipeline(scored, as_of, n_draws=args.draws, seed=7,
+                                                                     model=win.model))
+    print(f"win model: {wp_s:.2f} s ({win.train_rows:,} training + {win.test_rows:,} held-out snapshot rows, "
+          f"refit on {win.model.n_rows:,}) | Monte Carlo {mc_s:.3f} s ({args.draws:,} draws x "
+          f"{len(scored)} open deals, coefficients drawn too)")
+
+    if args.notebook:
+        nb_s = run_notebook(args.source)
+        verdict = "within" if nb_s <= BUDGET_S else "OVER"
+        print(f"notebook 07_forecast: {nb_s:.1f} s wall under papermill, kernel start included "
+              f"({verdict} the {BUDGET_S:.0f} s budget)")
+    return 0
+
+
+def run_notebook(source: str) -> float:
+    """Wall seconds of one headless papermill run of the notebook (kernel start included)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "07_forecast.ipynb"
+        cmd = [sys.executable, "-m", "papermill", "07_forecast.ipynb", str(out), "-k", "python3",
+               "-p", "source", str(Path(source).resolve()), "--log-level", "ERROR"]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT / "notebooks", check=True, capture_output=True)
+        return time.perf_counter() - t0
+
+
+def time_unit():
+    import pandas as pd
+
+    return pd.Timedelta(microseconds=1)
+
+
+def _as_of(source, data):
+    from crmlib.periods import as_of_instant
+    from crmlib.report import resolve_as_of
+
+    return as_of_instant(resolve_as_of(None, source), data.meta.get("timezone") or "UTC")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,304 @@
+"""Report 07 win probability: features, leakage, Logit, evaluation and Monte Carlo on tiny hand-made frames."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from crmlib import narrative
+from crmlib.errors import CrmDataError
+from crmlib.stats import winprob
+from crmlib.stats.winprob import (auc, calibration_table, deal_features, fit_win_model, simulate_pipeline,
+                                  snapshot_frame)
+
+TZ = "UTC"
+
+
+def t(x):
+    return pd.Timestamp(x, tz=TZ)
+
+
+def ts(values):
+    return pd.Series([t(v) if v else pd.NaT for v in values], dtype=f"datetime64[us, {TZ}]")
+
+
+def make_deals(rows):
+    f = pd.DataFrame({
+        "deal_id": pd.Series([r[0] for r in rows], dtype="str"),
+        "owner_id": pd.Series([r[1] for r in rows], dtype="str"),
+        "source": pd.Series([r[2] for r in rows], dtype="str"),
+        "status": pd.Series([r[3] for r in rows], dtype="str"),
+        "amount_rep": pd.Series([r[4] for r in rows], dtype="float64"),
+        "created_at": ts([r[5] for r in rows]),
+        "closed_at": ts([r[6] for r in rows]),
+    })
+    f["expected_close_at"] = ts([r[7] if len(r) > 7 else None for r in rows])
+    return f
+
+
+DEALS = make_deals([
+    # id, owner, source, status, amount, created, closed
+    ("A", "u1", "email", "won", 1000.0, "2026-01-01", "2026-03-01"),
+    ("B", "u1", "web", "lost", 100.0, "2026-01-05", "2026-01-20"),
+    ("C", "u1", "email", "won", 500.0, "2026-01-10", "2026-01-25"),
+    ("F", "u1", "web", "won", 300.0, "2026-01-02", "2026-01-15"),
+    ("D", "u2", "web", "open", 200.0, "2026-02-01", None),
+])
+HISTORY = pd.DataFrame({
+    "deal_id": pd.Series(["A", "A", "D"], dtype="str"),
+    "stage": pd.Series(["Qualification", "Proposal", "Qualification"], dtype="str"),
+    "entered_at": ts(["2026-01-01", "2026-02-02", "2026-02-01"]),  # A enters Proposal exactly at T
+})
+ACTIVITIES = pd.DataFrame({
+    "activity_id": pd.Series([f"a{i}" for i in range(6)], dtype="str"),
+    "type": pd.Series(["call", "email", "meeting", "task", "note", "call"], dtype="str"),
+    "deal_id": pd.Series(["A", "A", "A", "A", "A", "D"], dtype="str"),
+    "created_at": ts(["2026-01-10", "2026-01-20", "2026-01-25", "2026-02-02", "2026-01-11",
+                      "2026-02-01 12:00"]),
+})
+T = t("2026-02-02")
+
+
+def features(deals=DEALS, history=HISTORY, activities=ACTIVITIES, at=T):
+    return deal_features(deals, at, history=history, activities=activities).set_index("deal_id")
+
+
+# ----------------------------------------------------------------------------- features
+def test_features_of_the_deals_open_at_t_from_data_strictly_before_t():
+    f = features()
+    assert f.index.tolist() == ["A", "D"]  # B, C and F closed before T
+    assert f.loc["A", "stage"] == "Qualification"  # Proposal is entered at T itself: not yet
+    assert f.loc["D", "stage"] == "Qualification"
+    assert f.loc["A", "log_age"] == pytest.approx(math.log(1 + 32))  # created 32 days before T
+    assert f.loc["D", "log_age"] == pytest.approx(math.log(1 + 1))
+    assert f.loc["A", "log_amount"] == pytest.approx(math.log(1000))
+    # activities before T: A has a call and an email (the note is no touch, the task is at T) and a
+    # meeting; D one call. Counts are log(1 + n) minus their mean over the deals open at T.
+    calls = {"A": math.log(3), "D": math.log(2)}
+    meetings = {"A": math.log(2), "D": 0.0}
+    for deal in ("A", "D"):
+        assert f.loc[deal, "log_calls_emails"] == pytest.approx(calls[deal] - (calls["A"] + calls["D"]) / 2)
+        assert f.loc[deal, "log_meetings_tasks"] == pytest.approx(meetings[deal] - math.log(2) / 2)
+
+
+def test_owner_win_rate_uses_only_deals_closed_before_t_shrunk_to_the_overall_rate():
+    f = features()
+    # closed before T: F won, B lost, C won -> overall 2 of 3; prior = (2 + 1) / (3 + 2) = 0.6
+    # u1: 2 won of 3 -> (2 + 10 x 0.6) / (3 + 10) = 8 / 13
+    assert f.loc["A", "owner_closed"] == 3 and f.loc["A", "owner_won"] == 2
+    assert f.loc["A", "owner_logit"] == pytest.approx(math.log((8 / 13) / (5 / 13)))
+    # u2 has no closed deal: the overall rate
+    assert f.loc["D", "owner_closed"] == 0
+    assert f.loc["D", "owner_logit"] == pytest.approx(math.log(0.6 / 0.4))
+    # a day before C closed, u1 had only F (won) and B (lost)
+    early = features(at=t("2026-01-24"))
+    assert early.loc["A", "owner_closed"] == 2 and early.loc["A", "owner_won"] == 1
+
+
+def test_features_at_t_do_not_change_when_the_future_is_appended_or_altered():
+    before = features()
+    future_deals = DEALS.copy()
+    future_deals.loc[future_deals["deal_id"] == "A", ["status", "closed_at"]] = ["lost", t("2026-02-05")]
+    future_deals.loc[future_deals["deal_id"] == "D", ["status", "closed_at"]] = ["won", t("2026-02-02")]
+    future_deals = pd.concat([future_deals, make_deals([
+        ("G", "u1", "web", "won", 50.0, "2026-02-03", "2026-02-04"),  # created and won after T
+    ])], ignore_index=True)
+    future_history = pd.concat([HISTORY, pd.DataFrame({
+        "deal_id": pd.Series(["D", "A", "G"], dtype="str"), "stage": pd.Series(["Invoicing"] * 3, dtype="str"),
+        "entered_at": ts(["2026-02-03", "2026-02-02", "2026-02-03"])})], ignore_index=True)
+    future_acts = pd.concat([ACTIVITIES, pd.DataFrame({
+        "activity_id": pd.Series(["f1", "f2"], dtype="str"), "type": pd.Series(["call", "meeting"], dtype="str"),
+        "deal_id": pd.Series(["A", "D"], dtype="str"), "created_at": ts(["2026-02-02", "2026-03-01"])})],
+        ignore_index=True)
+    after = features(future_deals, future_history, future_acts)
+    pd.testing.assert_frame_equal(after, before)
+
+
+def test_a_deal_closing_exactly_at_t_is_still_open_at_t():
+    closes_at_t = DEALS.assign(closed_at=DEALS["closed_at"].where(DEALS["deal_id"] != "A", T))
+    assert "A" in features(closes_at_t).index
+
+
+def test_without_history_or_activities_those_features_are_missing_not_invented():
+    f = features(history=None, activities=None)
+    assert f["stage"].isna().all()
+    assert f["log_calls_emails"].isna().all() and f["log_meetings_tasks"].isna().all()
+
+
+def test_snapshot_rows_keep_only_deals_with_an_outcome_by_the_label_time():
+    early = snapshot_frame(DEALS, [T], label_at=t("2026-02-25"), history=HISTORY)
+    assert early.empty and early.attrs["unlabelled"] == 2  # A closes on 1 March, D is open
+    late = snapshot_frame(DEALS, [T, t("2026-01-12")], label_at=t("2026-03-05"), history=HISTORY)
+    assert sorted(zip(late["snapshot"].dt.day, late["deal_id"], late["won"])) == [
+        (2, "A", 1), (12, "A", 1), (12, "B", 0), (12, "C", 1), (12, "F", 1)]
+    assert late.attrs["unlabelled"] == 1  # D at T
+
+
+# ----------------------------------------------------------------------------- the Logit
+def _training(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(n)
+    src = np.where(rng.random(n) < 0.5, "email", "web")
+    src[:5] = "rare"
+    p = 1 / (1 + np.exp(-(0.3 + 1.5 * x - 1.0 * (src == "web"))))
+    return pd.DataFrame({
+        "deal_id": [f"d{i // 2}" for i in range(n)], "log_age": x, "log_amount": np.full(n, 7.0),
+        "source": src, "stage": pd.Series([None] * n, dtype="str"), "owner_logit": x * 0,
+        "log_calls_emails": rng.random(n), "log_meetings_tasks": np.nan,
+        "won": (rng.random(n) < p).astype(int)})
+
+
+def test_logit_drops_constant_or_missing_features_and_pools_rare_levels():
+    m = fit_win_model(_training())
+    assert set(m.dropped) == {"stage (not available)", "log_amount (no variation)",
+                              "owner_logit (no variation)", "log_meetings_tasks (not available)"}
+    assert m.columns[:3] == ("const", "log_age", "log_calls_emails")
+    ref, *kept = m.levels["source"]
+    assert "rare" not in (ref, *kept)  # 5 rows < 30: pooled, and too few to form "other"
+    coef = m.to_frame().set_index("term")["coef"]
+    assert coef["log_age"] == pytest.approx(1.5, abs=0.5)  # the planted slope, within sampling error
+    unseen = _training(6).assign(source=["martian"] * 6)
+    assert np.isfinite(m.predict(winprob._pooled(unseen, m.levels))).all()  # unseen level -> reference
+
+
+def test_logit_refuses_training_rows_that_all_share_one_outcome():
+    with pytest.raises(CrmDataError, match="same outcome"):
+        fit_win_model(_training().assign(won=1))
+
+
+# ----------------------------------------------------------------------------- evaluation
+def test_auc_counts_correctly_ranked_won_lost_pairs():
+    # pairs (won, lost): (.9, .1) yes, (.9, .5) yes, (.4, .1) yes, (.4, .5) no -> 3 of 4
+    assert auc([1, 0, 1, 0], [0.9, 0.1, 0.4, 0.5]) == pytest.approx(0.75)
+    assert auc([1, 0], [0.5, 0.5]) == pytest.approx(0.5)  # a tie counts half
+    assert math.isnan(auc([1, 1], [0.2, 0.3]))
+
+
+def test_calibration_table_by_equal_sized_bins_with_clustered_standard_errors():
+    c = calibration_table([0, 1, 1, 1], [0.1, 0.2, 0.8, 0.9], ["a", "b", "c", "d"], bins=2)
+    assert c["rows"].tolist() == [2, 2]
+    assert c["predicted"].tolist() == pytest.approx([0.15, 0.85])
+    assert c["observed"].tolist() == pytest.approx([0.5, 1.0])
+    assert c["difference"].tolist() == pytest.approx([0.35, 0.15])
+    # bin 1: deviations -0.5 and 0.5 -> sqrt(0.5 x 2 / 1) / 2 = 0.5
+    assert c.loc[0, "se"] == pytest.approx(0.5)
+    # one deal in both rows of a bin: a single cluster, no information on spread
+    same = calibration_table([0, 1], [0.1, 0.2], ["a", "a"], bins=1)
+    assert same.loc[0, "deals"] == 1 and same.loc[0, "se"] == pytest.approx(0.0)
+
+
+def test_calibration_narrative_states_the_worst_gap_and_the_noise():
+    c = calibration_table([0, 1, 1, 1], [0.1, 0.2, 0.8, 0.9], ["a", "b", "c", "d"], bins=2)
+    text = narrative.describe_calibration_check(c, min_deals=1)
+    assert "35\\.0 points" in text and "0 of the 2 groups" in text
+
+
+# ----------------------------------------------------------------------------- Monte Carlo
+def _scored():
+    return pd.DataFrame({
+        "deal_id": ["sure", "never", "half", "later"], "p_win": [1.0, 0.0, 0.5, 0.5],
+        "amount_rep": [100.0, 200.0, 50.0, 10.0],
+        "expected_close_at": ts(["2026-02-20", "2026-03-15", None, "2026-04-10"]),
+    })
+
+
+def test_monte_carlo_is_seeded_vectorised_and_puts_deals_in_their_close_period():
+    as_of = t("2026-03-01")
+    a = simulate_pipeline(_scored(), as_of, n_draws=10_000, seed=3)
+    b = simulate_pipeline(_scored(), as_of, n_draws=10_000, seed=3)
+    assert a.revenue.shape == (10_000, 4)
+    assert np.array_equal(a.revenue, b.revenue)
+    p = a.by_period().set_index("period")
+    # "sure" is past its expected close (20 Feb): counted in the current period, February
+    assert p.index.tolist() == ["2026-02", "2026-03", "2026-04", "no date", "all open deals"]
+    assert p.loc["2026-02", "overdue"] == 1 and p.loc["2026-02", "lo_80"] == 100.0 == p.loc["2026-02", "hi_80"]
+    assert p.loc["2026-03", "expected"] == 0.0 and p.loc["2026-03", "hi_95"] == 0.0
+    assert p.loc["no date", "expected"] == 25.0
+    assert p.loc["no date", "simulated_mean"] == pytest.approx(25.0, abs=1.0)  # 50 x Bernoulli(0.5)
+    assert p.loc["all open deals", "expected"] == pytest.approx(100 + 25 + 5)
+    upto = a.until(t("2026-04-01"))  # February (overdue) and March deals
+    assert upto["deals"] == 2 and upto["expected"] == 100.0
+
+
+def test_monte_carlo_with_the_model_draws_coefficients_too():
+    m = fit_win_model(_training())
+    scored = _training(20, seed=4).assign(amount_rep=100.0, expected_close_at=ts([None] * 20))
+    scored["p_win"] = m.predict(winprob._pooled(scored, m.levels))
+    fixed = simulate_pipeline(scored, t("2026-03-01"), n_draws=10_000, seed=1)
+    vary = simulate_pipeline(scored, t("2026-03-01"), n_draws=10_000, seed=1, model=m)
+    assert vary.parameter_uncertainty and not fixed.parameter_uncertainty
+    f, v = fixed.by_period().iloc[-1], vary.by_period().iloc[-1]
+    assert v["simulated_mean"] == pytest.approx(f["expected"], rel=0.03)
+    assert (v["hi_95"] - v["lo_95"]) >= (f["hi_95"] - f["lo_95"])  # more uncertainty, never less
+
+
+def test_a_level_whose_deals_all_won_gets_a_large_but_finite_effect():
+    train = _training()
+    train["stage"] = np.where(np.arange(len(train)) % 4 == 0, "Invoicing", "Proposal")
+    train.loc[train["stage"] == "Invoicing", "won"] = 1  # perfect separation without the prior
+    m = fit_win_model(train)
+    row = m.to_frame().set_index("term").loc["stage[Invoicing]"]
+    assert np.isfinite(row["coef"]) and 2 < row["coef"] < 10 and np.isfinite(row["se"])
+    assert m.n_rows == len(train)  # the pseudo-deals are not counted as data
+    assert m.base_rate == pytest.approx(train["won"].mean())
+
+
+def test_win_test_narrative_says_plainly_when_the_model_is_no_better_than_the_base_rate():
+    m = fit_win_model(_training())
+    ev = winprob.Evaluation(0.52, 0.26, 0.25, float("nan"), float("nan"), pd.DataFrame(), 100, 40, 0.5)
+    w = winprob.WinProbability(ev, m, m, t("2025-09-28"), t("2026-09-28"), 120, 7, 10, 10, 0.1)
+    text = narrative.describe_win_test(w)
+    assert "does no better than the average win rate" in text and "only weakly" in text
+    assert "stage" in text  # the missing stage feature is named
+
+
+def test_calibration_check_says_when_no_decile_is_big_enough():
+    c = calibration_table([0, 1, 1, 1], [0.1, 0.2, 0.8, 0.9], ["a", "b", "c", "d"], bins=2)
+    assert "cannot be made" in narrative.describe_calibration_check(c)
+
+
+def test_small_models_run_with_one_blas_thread_and_restore_the_setting():
+    from crmlib.stats.forecast import _openblas_handles, one_blas_thread
+
+    handles = _openblas_handles()
+    before = [get() for _, get, _ in handles]
+    with one_blas_thread():
+        assert all(get() == 1 for _, get, _ in handles)
+    assert [get() for _, get, _ in handles] == before
+
+
+def test_deals_without_owner_or_source_columns_get_the_overall_rate_and_unknown_source():
+    f = features(DEALS.drop(columns=["owner_id", "source"]), history=None, activities=None)
+    assert (f["source"] == "unknown").all()
+    assert f["owner_closed"].eq(0).all()
+    assert f["owner_logit"].tolist() == pytest.approx([math.log(0.6 / 0.4)] * 2)  # the overall rate
+
+
+def test_calibration_and_pipeline_pictures():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from crmlib import plots
+
+    c = calibration_table([0, 1, 1, 1], [0.1, 0.2, 0.8, 0.9], ["a", "b", "c", "d"], bins=2)
+    ax = plots.plot_calibration(c)
+    assert ax.get_title(loc="left") == "Predicted and observed win rates within 35 points in every decile"
+    assert len(ax.lines) >= 3  # the diagonal and the points with their error bars
+    plt.close(ax.figure)
+    sim = simulate_pipeline(_scored(), t("2026-03-01"), n_draws=1000, seed=3)
+    ax = plots.plot_pipeline_forecast(sim.by_period(), currency="EUR")
+    assert len(ax.patches) == 2 * 4  # open value and expected bars for Feb, Mar, Apr and "no date"
+    assert ax.get_title(loc="left") == "€130 expected from 4 open deals"
+    plt.close(ax.figure)
+
+
+def test_until_counts_expected_close_dates_not_the_weeks_they_fall_in():
+    scored = _scored()
+    scored["expected_close_at"] = ts(["2026-03-30", "2026-04-02", None, "2026-03-31 23:00"])
+    sim = simulate_pipeline(scored, t("2026-03-28"), freq="week", n_draws=100, seed=1)
+    # the week of 30 March straddles the quarter end (1 April): only the deals due before it count
+    assert sim.until(t("2026-04-01"))["deals"] == 2
+    assert set(sim.deals.loc[sim.deals["period"] == "2026-W14", "deal_id"]) == {"sure", "never", "later"}
