@@ -60,7 +60,7 @@ import pandas as pd
 from scipy.stats import chi2
 
 from ..errors import CrmConfigError, CrmDataError
-from ..periods import ensure_instant, working_days
+from ..periods import _as_date, ensure_instant, working_days
 from .catalogue import metric
 
 __all__ = ["METRICS", "STATUSES", "GoalSummary", "goal_actuals", "goal_progress", "goal_summary",
@@ -676,16 +676,7 @@ def _ratio(num, den):
 def _day_of(on, as_of) -> dt.date:
     if on is None:
         return (as_of - pd.Timedelta(microseconds=1)).date()
-    if isinstance(on, str):
-        try:
-            return dt.date.fromisoformat(on.strip()[:10])
-        except ValueError:
-            raise CrmConfigError(f"on {on!r} is not a date (YYYY-MM-DD)") from None
-    if isinstance(on, (pd.Timestamp, dt.datetime)):
-        return pd.Timestamp(on).date()
-    if isinstance(on, dt.date):
-        return on
-    raise CrmConfigError(f"on must be a date, not {on!r}")
+    return _as_date(on, name="on")
 
 
 def _check_thresholds(off_pace_below, on_pace_from, min_elapsed_share) -> None:
