@@ -2360,3 +2360,431 @@ def describe_calibration_check(table: pd.DataFrame, *, min_deals: int = 100, tol
     text += ("and every group's interval holds its predicted rate." if outside == 0 else
              f"and {esc(count(outside, 'group'))} {'lies' if outside == 1 else 'lie'} outside it.")
     return text
+
+
+# ----------------------------------------------------------------------------- campaigns (report 12)
+def _roi_text(x) -> str:
+    return NA_TEXT if _missing(x) else pct(x)
+
+
+def describe_campaigns(performance: pd.DataFrame, *, currency: str | None = None) -> str:
+    """Markdown on campaign returns: total spend and won revenue, overall ROI, the best and worst campaign by ROI, and how many lose money.
+
+    ROI is revenue-based: (won revenue - spend) / spend, not margin.
+    """
+    p = performance.loc[performance["spend"].notna() & (performance["spend"] > 0)]
+    if len(p) == 0:
+        return "No campaign has recorded spend, so no return can be computed."
+    spend, rev = float(p["spend"].sum()), float(p["won_revenue"].fillna(0).sum())
+    text = (f"{esc(count(len(p), 'campaign'))} spent {esc(money(spend, currency))} and their leads' deals won "
+            f"{esc(money(rev, currency))} by the report date (first touch), a return on spend of "
+            f"{esc(_roi_text((rev - spend) / spend))}.")
+    r = p.dropna(subset=["roi"]).sort_values("roi")
+    if len(r):
+        best, worst = r.iloc[-1], r.iloc[0]
+        text += (f" Best: {esc(best['name'])} ({esc(best['campaign_id'])}, ROI {esc(_roi_text(best['roi']))}); "
+                 f"worst: {esc(worst['name'])} ({esc(worst['campaign_id'])}, ROI {esc(_roi_text(worst['roi']))}, "
+                 f"{esc(money(worst['spend'], currency))} spent for {esc(money(worst['won_revenue'], currency))} won).")
+        neg = int((r["roi"] < 0).sum())
+        text += (" Every campaign earned back its spend." if neg == 0 else
+                 f" {esc(count(neg, 'campaign'))} earned less than {'it' if neg == 1 else 'they'} cost.")
+    text += (" ROI here is revenue-based, (won revenue − spend) ÷ spend, not margin-based: it leaves out the cost "
+             "of what was sold, so it overstates profit.")
+    return text
+
+
+def describe_channels(channels: pd.DataFrame, *, currency: str | None = None) -> str:
+    """Markdown on channels: the cheapest and dearest channel per lead and the channel with the best ROI."""
+    c = channels.dropna(subset=["cost_per_lead"])
+    if len(c) == 0:
+        return "No channel has both spend and leads, so cost per lead cannot be compared."
+    c = c.sort_values("cost_per_lead")
+    lo, hi = c.iloc[0], c.iloc[-1]
+    text = (f"Leads cost least from {esc(lo['channel'])} ({esc(money(lo['cost_per_lead'], currency))} per lead, "
+            f"{esc(count(lo['leads'], 'lead'))}) and most from {esc(hi['channel'])} "
+            f"({esc(money(hi['cost_per_lead'], currency))}, {esc(count(hi['leads'], 'lead'))}).")
+    r = channels.dropna(subset=["roi"]).sort_values("roi")
+    if len(r):
+        text += (f" The best return is {esc(r.iloc[-1]['channel'])} (ROI {esc(_roi_text(r.iloc[-1]['roi']))}), "
+                 f"the weakest {esc(r.iloc[0]['channel'])} (ROI {esc(_roi_text(r.iloc[0]['roi']))}).")
+    return text
+
+
+def describe_negative_roi(flagged: pd.DataFrame, *, currency: str | None = None, min_leads: int | None = None,
+                          min_spend_share: float | None = None) -> str:
+    """Markdown naming the campaigns that lose money on real evidence (from ``negative_roi_campaigns``), or saying there are none."""
+    rule = ""
+    if min_leads is not None and min_spend_share is not None:
+        rule = (f" (the rule: ROI below zero with at least {esc(count(min_leads, 'lead'))} and at least "
+                f"{esc(pct(min_spend_share))} of all spend, so tiny campaigns do not raise it)")
+    if flagged is None or len(flagged) == 0:
+        return f"No campaign of real size loses money{rule}."
+    parts = [f"{esc(row['name'])} ({esc(row['campaign_id'])}, {esc(row['channel'])}): ROI {esc(_roi_text(row['roi']))}, "
+             f"{esc(money(row['spend'], currency))} spent for {esc(money(row['won_revenue'], currency))} won from "
+             f"{esc(count(row['leads'], 'lead'))}, a loss of {esc(money(row['loss'], currency))}"
+             for _, row in flagged.iterrows()]
+    return f"**Losing money{rule}:** " + "; ".join(parts) + "."
+
+
+def negative_roi_message(flagged: pd.DataFrame, *, currency: str | None = None) -> str:
+    """Plain one-line alert text for the money-losing campaigns."""
+    return "; ".join(f"{row['name']} ({row['campaign_id']}) ROI {_roi_text(row['roi'])}, "
+                     f"loss {money(row['loss'], currency)}" for _, row in flagged.iterrows())
+
+
+def describe_bounce(bounce: pd.DataFrame, *, margin: float | None = None) -> str:
+    """Markdown on bounce rates per channel (from ``high_bounce_channels``): the flagged channels against the others' pooled rate, with intervals and counts."""
+    if bounce is None or len(bounce) == 0:
+        return "No channel records email sends, so bounce rates cannot be computed."
+    rule = "" if margin is None else (f" (flagged when even the low end of its 95% interval is more than "
+                                      f"{esc(pct(margin))} points above the other channels' pooled rate)")
+    hit = bounce.loc[bounce["alert"]]
+    if len(hit) == 0:
+        text = f"No channel's bounce rate stands out{rule}."
+    else:
+        text = "; ".join(
+            f"**{esc(row['channel'])} bounces {esc(interval(row['bounce_rate'], row['low'], row['high']))} of "
+            f"{esc(count(row['sends'], 'send'))}**, against {esc(pct(row['others_rate'], digits=1))} for the other "
+            f"channels" for _, row in hit.iterrows()) + rule + "."
+    rest = bounce.loc[~bounce["alert"]]
+    if len(rest):
+        text += " Others: " + ", ".join(f"{esc(row['channel'])} {esc(pct(row['bounce_rate'], digits=1))} of "
+                                        f"{esc(count(row['sends']))}" for _, row in rest.iterrows()) + "."
+    return text
+
+
+def bounce_message(bounce: pd.DataFrame) -> str:
+    """Plain one-line alert text for the high-bounce channels."""
+    hit = bounce.loc[bounce["alert"]]
+    return "; ".join(f"{row['channel']} bounce rate {pct(row['bounce_rate'], digits=1)} of {count(row['sends'])} "
+                     f"sends vs {pct(row['others_rate'], digits=1)} elsewhere" for _, row in hit.iterrows())
+
+
+def describe_marketing_roi(current, overall=None, previous=None, year_ago=None, *, currency: str | None = None,
+                           period: str = "week") -> str:
+    """Markdown on the marketing ROI of the period (spend spread over campaign days vs revenue won in it), with the previous period, the year-ago period and the ROI to date."""
+    if current.spend <= 0:
+        text = f"No campaign spend falls in this {esc(period)}."
+    else:
+        text = (f"This {esc(period)} about {esc(money(current.spend, currency))} of campaign spend fell due and "
+                f"{esc(count(current.won_deals, 'deal'))} from campaign leads won {esc(money(current.won_revenue, currency))}: "
+                f"ROI {esc(_roi_text(current.roi))}, {esc(count(current.leads, 'new campaign lead'))} at "
+                f"{esc(money(current.cost_per_lead, currency))} each.")
+        if previous is not None:
+            text += f" Previous {esc(period)}: ROI {esc(_roi_text(previous.roi))}"
+            text += (f", a year earlier {esc(_roi_text(year_ago.roi))}." if year_ago is not None else ".")
+        if current.won_deals < 10:
+            text += (f" With only {esc(count(current.won_deals, 'won deal'))} in the {esc(period)}, "
+                     "one period's ROI swings widely: read the ROI to date.")
+    if overall is not None and overall.spend > 0:
+        text += (f" To date, campaigns spent {esc(money(overall.spend, currency))} and won "
+                 f"{esc(money(overall.won_revenue, currency))}: ROI {esc(_roi_text(overall.roi))}.")
+    return text
+
+
+def describe_mailing_list(growth: pd.DataFrame, *, freq_word: str = "month") -> str:
+    """Markdown on mailing-list growth: the list size now, the new addresses of the last period and the average of the ones before."""
+    if growth is None or len(growth) == 0:
+        return "No lead or contact has an email address, so the mailing list cannot be measured."
+    last = growth.iloc[-1]
+    text = (f"The mailing list holds {esc(count(last['total_emails'], 'distinct address', 'distinct addresses'))} "
+            f"(lead and contact emails); {esc(count(last['new_emails']))} were new in the latest {esc(freq_word)}")
+    if len(growth) > 1:
+        prev = growth.iloc[-13:-1] if len(growth) > 13 else growth.iloc[:-1]
+        text += f", against {esc(count(prev['new_emails'].mean()))} a {esc(freq_word)} on average before"
+    text += ". The latest period may be incomplete."
+    return text
+
+
+def describe_attribution(attribution: pd.DataFrame, *, currency: str | None = None) -> str:
+    """Markdown comparing first-touch and last-touch attribution: how many won deals and how much revenue change campaign under last touch."""
+    if attribution is None or len(attribution) == 0:
+        return "No won deal came from a campaign lead, so there is nothing to attribute."
+    moved = (attribution["first_touch_deals"] - attribution["last_touch_deals"]).abs().sum() / 2
+    money_moved = (attribution["first_touch_revenue"] - attribution["last_touch_revenue"]).abs().sum() / 2
+    text = (f"First touch (shown in the campaign table) gives each won deal to the campaign of its own lead: "
+            f"{esc(count(attribution['first_touch_deals'].sum(), 'won deal'))} worth "
+            f"{esc(money(attribution['first_touch_revenue'].sum(), currency))}. Last touch gives it to the account's "
+            f"most recent campaign lead before the deal was created")
+    if moved == 0:
+        text += "; on this export no deal changes campaign, so both views agree."
+    else:
+        text += (f"; that moves {esc(count(moved, 'deal'))} ({esc(money(money_moved, currency))}) to another "
+                 "campaign.")
+    return text
+
+
+def describe_crm_roi(result, sensitivity: pd.DataFrame | None = None, *, currency: str | None = None) -> str:
+    """Markdown on the CRM's own ROI = (gain - cost) / cost and the range the uncertain lines give it."""
+    text = (f"With the assumed lines the CRM costs {esc(money(result.cost, currency))} and returns "
+            f"{esc(money(result.gain, currency))}: ROI {esc(_roi_text(result.roi))}.")
+    if sensitivity is not None and len(sensitivity):
+        body = sensitivity.loc[sensitivity["line"] != "all uncertain lines"]
+        combo = sensitivity.loc[sensitivity["line"] == "all uncertain lines"]
+        if len(body):
+            top = body.iloc[0]
+            text += (f" The most uncertain line is {esc(str(top['line']).replace('_', ' '))}: between its low and "
+                     f"high value ROI runs from {esc(_roi_text(min(top['roi_low'], top['roi_high'])))} to "
+                     f"{esc(_roi_text(max(top['roi_low'], top['roi_high'])))}.")
+        if len(combo):
+            lo, hi = combo.iloc[0]["roi_low"], combo.iloc[0]["roi_high"]
+            text += f" With every uncertain line at its worst, ROI is {esc(_roi_text(lo))}; at its best, {esc(_roi_text(hi))}."
+            if lo < 0 <= hi:
+                text += " Whether the CRM pays back depends on these assumptions: check them before quoting the figure."
+    return text
+
+
+# ----------------------------------------------------------------------------- customer service (11)
+def hours(x) -> str:
+    """A duration given in hours, for reading: ``45 min``, ``2.5 h``, ``3.2 days``."""
+    return elapsed_minutes(float(x) * 60) if not _missing(x) else NA_TEXT
+
+
+def _svc_week(w) -> str:
+    return esc(pd.Timestamp(w).date())
+
+
+def describe_ticket_flow(flow: pd.DataFrame, *, period: str = "week") -> str:
+    """Markdown on tickets opened, closed and the backlog (a ``service.ticket_flow`` table, last row = this period)."""
+    if not len(flow):
+        return "No tickets in this window."
+    last = flow.iloc[-1]
+    text = (f"This {esc(period)} **{esc(count(last['opened'], 'ticket'))}** {'was' if int(last['opened']) == 1 else 'were'} "
+            f"opened and **{esc(count(last['closed']))}** closed; **{esc(count(last['backlog']))}** "
+            f"{'is' if int(last['backlog']) == 1 else 'are'} open at the end of it.")
+    if len(flow) > 1:
+        text += (f" Over the {esc(count(len(flow)))} {esc(period)}s shown, {esc(count(flow['opened'].sum(), 'ticket'))} "
+                 f"were opened and {esc(count(flow['closed'].sum()))} closed; the backlog peaked at "
+                 f"{esc(count(flow['backlog'].max()))} ({esc(flow.loc[flow['backlog'].idxmax(), 'period'])}).")
+    return text
+
+
+def describe_service_times(overall: pd.DataFrame, by_table: pd.DataFrame | None = None, *,
+                           by: str = "priority", window: str = "") -> str:
+    """Markdown on first-response and resolution times (``service.service_times`` tables: overall and per group)."""
+    if not len(overall) or int(overall.iloc[0]["tickets"]) == 0:
+        return "No tickets in this window."
+    o = overall.iloc[0]
+    where = f" {esc(window)}" if window else ""
+    text = (f"Of {esc(count(o['tickets'], 'ticket'))}{where}, half got a first response within "
+            f"**{esc(hours(o['first_response_median_h']))}** (9 in 10 within {esc(hours(o['first_response_p90_h']))}) "
+            f"and half were resolved within **{esc(hours(o['resolution_median_h']))}** (9 in 10 within "
+            f"{esc(hours(o['resolution_p90_h']))}).")
+    waiting = int(o["tickets"]) - int(o["responded"])
+    text += (f" Tickets still open count as waiting at least until now (Kaplan–Meier, censored): "
+             f"{esc(count(o['open'], 'ticket'))} unresolved and {esc(count(waiting, 'ticket'))} without a response, "
+             "so the times are not flattered by leaving them out.")
+    if by_table is not None and len(by_table) > 1 and by_table["resolution_median_h"].notna().any():
+        slow = by_table.loc[by_table["resolution_median_h"].idxmax()]
+        fast = by_table.loc[by_table["resolution_median_h"].idxmin()]
+        text += (f" By {esc(str(by).replace('_', ' '))}, resolution is slowest for {esc(slow[by])} (median "
+                 f"{esc(hours(slow['resolution_median_h']))}, {esc(count(slow['tickets'], 'ticket'))}) and fastest for "
+                 f"{esc(fast[by])} ({esc(hours(fast['resolution_median_h']))}).")
+    return text
+
+
+def describe_same_day(share: pd.DataFrame) -> str:
+    """Markdown on the share of tickets closed the day they were opened (a one-row ``service.same_day_share`` table)."""
+    s = share.iloc[0] if len(share) else None
+    if s is None or int(s["tickets"]) == 0:
+        return "No tickets in this window."
+    return (f"**{esc(pct(s['share']))}** of the tickets were closed the day they were opened "
+            f"({esc(count(s['same_day']))} of {esc(count(s['tickets']))}; 95% CI {esc(pct(s['share_low']))} to "
+            f"{esc(pct(s['share_high']))}).")
+
+
+def describe_sla(now: pd.DataFrame, *, previous: pd.DataFrame | None = None, year_ago: pd.DataFrame | None = None,
+                 period: str = "week") -> str:
+    """Markdown on SLA compliance (one-row ``service.sla_compliance`` tables for this, the previous and the year-ago period)."""
+    def part(row):
+        return (f"{esc(pct(row['compliance']))} ({esc(count(row['met']))} of {esc(count(row['judged']))}; 95% CI "
+                f"{esc(pct(row['compliance_low']))} to {esc(pct(row['compliance_high']))})")
+    s = now.iloc[0]
+    if int(s["judged"]) == 0:
+        text = f"No ticket created this {esc(period)} has an SLA outcome yet."
+    else:
+        text = (f"This {esc(period)} **{esc(pct(s['compliance']))}** of the tickets met their SLA (resolved by the due "
+                f"date): {esc(count(s['met']))} of {esc(count(s['judged']))}, 95% CI {esc(pct(s['compliance_low']))} to "
+                f"{esc(pct(s['compliance_high']))}. {esc(count(s['breached'], 'ticket'))} breached it, "
+                f"{esc(count(s['breached_open']))} of them still open past the due date.")
+    if int(s["pending"]):
+        text += f" {esc(count(s['pending'], 'ticket'))} still open but not yet due {'is' if int(s['pending']) == 1 else 'are'} left out until decided."
+    if int(s["no_sla"]):
+        text += f" {esc(count(s['no_sla'], 'ticket'))} without a due date {'is' if int(s['no_sla']) == 1 else 'are'} left out."
+    comps = []
+    for other, against in ((previous, f"the previous {period}"), (year_ago, f"the same {period} a year ago")):
+        if other is None or not len(other):
+            continue
+        o = other.iloc[0]
+        comps.append(f"{esc(against)}: {part(o)}" if int(o["judged"]) else f"{esc(against)}: no tickets")
+    if comps:
+        text += " For comparison, " + "; ".join(comps) + "."
+    if 0 < int(s["judged"]) < 30:
+        text += " Few tickets, so the rate is uncertain."
+    return text
+
+
+def describe_sla_alerts(alerts: pd.DataFrame, *, alpha: float = 0.05, min_gap: float = 0.20,
+                        method: str = "holm") -> str:
+    """Markdown on the weeks whose SLA compliance fell far below the weeks before (a ``service.sla_breach_alerts`` table)."""
+    tested = alerts.loc[alerts["tested"].astype(bool)]
+    if not len(tested):
+        return "Too few weeks of tickets to test any week against its baseline."
+    rule = (f"one-sided binomial test against the weeks before, {esc(method.capitalize())}-corrected over "
+            f"{esc(count(len(tested), 'week'))} at the {esc(pct(alpha))} level, and at least "
+            f"{esc(_num(min_gap * 100, 0))} points below the baseline")
+    flagged = alerts.loc[alerts["alert"].astype(bool)]
+    if not len(flagged):
+        low = tested.loc[tested["compliance"].idxmin()]
+        return (f"No week stands out ({rule}). The lowest compliance was {esc(pct(low['compliance']))} in the week of "
+                f"{_svc_week(low['week'])} ({esc(count(low['met']))} of {esc(count(low['judged']))}) against "
+                f"{esc(pct(low['baseline_compliance']))} before: {esc(significance(low['p_adjusted'], alpha=alpha))}.")
+    parts = [f"the week of **{_svc_week(w['week'])}** met the SLA for only **{esc(pct(w['compliance']))}** of its tickets "
+             f"({esc(count(w['met']))} of {esc(count(w['judged']))}) against {esc(pct(w['baseline_compliance']))} in the "
+             f"weeks before ({esc(significance(w['p_adjusted'], alpha=alpha))})" for _, w in flagged.iterrows()]
+    head = (f"**{esc(count(len(flagged), 'week'))}** of {esc(count(len(tested)))} "
+            f"{'stands' if len(flagged) == 1 else 'stand'} out ({rule}): ")
+    return head + "; ".join(parts) + "."
+
+
+def sla_alert_text(alerts: pd.DataFrame) -> str:
+    """Plain text for the front-page alert on SLA-breach weeks (empty when no week is alerted)."""
+    flagged = alerts.loc[alerts["alert"].astype(bool)]
+    if not len(flagged):
+        return ""
+    weeks = [f"week of {pd.Timestamp(w['week']).date()}: {pct(w['compliance'])} on time "
+             f"({count(w['met'])} of {count(w['judged'])}, baseline {pct(w['baseline_compliance'])})"
+             for _, w in flagged.iterrows()]
+    return "SLA breach week: " + "; ".join(weeks)
+
+
+def describe_reopened(share: pd.DataFrame) -> str:
+    """Markdown on reopened tickets (a one-row ``service.reopened_share`` table)."""
+    s = share.iloc[0] if len(share) else None
+    if s is None or int(s["resolved"]) == 0:
+        return "No resolved tickets in this window."
+    text = (f"**{esc(pct(s['share']))}** of the resolved tickets were reopened ({esc(count(s['reopened']))} of "
+            f"{esc(count(s['resolved']))}; 95% CI {esc(pct(s['share_low']))} to {esc(pct(s['share_high']))}).")
+    if int(s["unknown"]):
+        text += f" {esc(count(s['unknown'], 'ticket'))} without a reopened flag {'is' if int(s['unknown']) == 1 else 'are'} left out."
+    return text
+
+
+def describe_agent_load(table: pd.DataFrame, *, min_tickets: int = 10) -> str:
+    """Markdown on tickets and times per agent (a ``service.agent_load`` table)."""
+    if not len(table):
+        return "No tickets were assigned to an agent in this window."
+    label = "name" if "name" in table.columns else "agent_id"
+    top = table.iloc[0]
+    text = (f"{esc(count(len(table), 'agent'))} handled tickets; the busiest, {esc(top[label])}, had "
+            f"{esc(count(top['tickets'], 'ticket'))} ({esc(pct(top['tickets'] / table['tickets'].sum()))} of all) and has "
+            f"{esc(count(top['open_now']))} open now.")
+    big = table.loc[(table["tickets"] >= min_tickets) & table["compliance"].notna()]
+    if len(big) > 1:
+        low = big.loc[big["compliance"].idxmin()]
+        high = big.loc[big["compliance"].idxmax()]
+        overlap = low["compliance_high"] >= high["compliance_low"]
+        text += (f" Among agents with at least {esc(count(min_tickets, 'ticket'))}, SLA compliance ranges from "
+                 f"{esc(pct(low['compliance']))} ({esc(low[label])}, 95% CI {esc(pct(low['compliance_low']))} to "
+                 f"{esc(pct(low['compliance_high']))}) to {esc(pct(high['compliance']))} ({esc(high[label])})"
+                 + ("; the intervals overlap, so the difference may be chance." if overlap else "."))
+    return text
+
+
+def describe_recurring(categories: pd.DataFrame, pairs: pd.DataFrame, *, min_tickets: int = 3,
+                       alpha: float = 0.05) -> str:
+    """Markdown on categories that recur for the same accounts (``service.recurring_categories`` and ``recurring_accounts`` tables)."""
+    rec = pairs.loc[pairs["recurring"].astype(bool)] if len(pairs) else pairs
+    rule = (f"an account with at least {esc(count(min_tickets, 'ticket'))} of one category, far more than its ticket "
+            f"count and the category's share explain: binomial test, Holm-corrected at {esc(pct(alpha))}")
+    if not len(rec):
+        return f"No category keeps coming back for the same accounts ({rule})."
+    top = categories.iloc[0]
+    accs = rec.loc[rec["category"] == top["category"], "account_id"].tolist()
+    text = (f"**{esc(top['category'])}** recurs for the same customers: **{esc(count(top['recurring_accounts'], 'account'))}** "
+            f"opened it again and again ({esc(count(top['recurring_tickets'], 'ticket'))}, "
+            f"{esc(pct(top['recurring_share']))} of all {esc(top['category'])} tickets): "
+            f"{esc(', '.join(map(str, accs)))} ({rule}).")
+    others = categories.loc[(categories["recurring_accounts"] > 0) & (categories["category"] != top["category"])]
+    if len(others):
+        text += " Also recurring: " + ", ".join(f"{esc(c['category'])} ({esc(count(c['recurring_accounts'], 'account'))})"
+                                                 for _, c in others.iterrows()) + "."
+    return text
+
+
+def describe_nps(nps, csat=None, *, previous=None, window: str = "") -> str:
+    """Markdown on NPS (a ``service.NetPromoter``) and CSAT (a ``Proportion``), with intervals."""
+    where = f" {esc(window)}" if window else ""
+    if nps.n == 0:
+        text = f"No NPS answers{where}."
+    else:
+        text = (f"NPS{where} is **{esc(f'{nps.nps:+.0f}')}** (95% CI {esc(f'{nps.low:+.0f}')} to {esc(f'{nps.high:+.0f}')}) "
+                f"from {esc(count(nps.n, 'answer'))}: {esc(pct(nps.promoter_share.estimate))} promoters (9-10; 95% CI "
+                f"{esc(pct(nps.promoter_share.low))} to {esc(pct(nps.promoter_share.high))}) minus "
+                f"{esc(pct(nps.detractor_share.estimate))} detractors (0-6; 95% CI {esc(pct(nps.detractor_share.low))} to "
+                f"{esc(pct(nps.detractor_share.high))}).")
+        if previous is not None and previous.n:
+            text += (f" Before that it was {esc(f'{previous.nps:+.0f}')} ({esc(count(previous.n, 'answer'))}, 95% CI "
+                     f"{esc(f'{previous.low:+.0f}')} to {esc(f'{previous.high:+.0f}')}).")
+        if nps.n < 100:
+            text += " Few answers, so the score is uncertain by many points."
+    if csat is not None:
+        text += (f" CSAT: **{esc(pct(csat.estimate))}** of ticket surveys scored 4 or 5 out of 5 "
+                 f"({esc(count(csat.successes))} of {esc(count(csat.n))}; 95% CI {esc(pct(csat.low))} to "
+                 f"{esc(pct(csat.high))})." if csat.n else " No CSAT answers in this window.")
+    return text
+
+
+def describe_satisfaction_trend(trend: pd.DataFrame, *, period: str = "month") -> str:
+    """Markdown on the NPS and CSAT trend (a ``service.satisfaction_trend`` table)."""
+    t = trend.loc[trend["nps_answers"] > 0]
+    if len(t) < 2:
+        return f"Too few {esc(period)}s with NPS answers to show a trend."
+    first, last = t.iloc[0], t.iloc[-1]
+    apart = last["nps_low"] > first["nps_high"] or last["nps_high"] < first["nps_low"]
+    return (f"NPS moved from {esc(f'{first.nps:+.0f}')} in {esc(first['period'])} ({esc(count(first['nps_answers'], 'answer'))}) "
+            f"to {esc(f'{last.nps:+.0f}')} in {esc(last['period'])} ({esc(count(last['nps_answers'], 'answer'))}); "
+            + ("the intervals do not overlap, so the change is real." if apart else
+               f"the intervals overlap, so with about {esc(count(t['nps_answers'].median()))} answers a {esc(period)} "
+               "this is no clear trend."))
+
+
+def describe_service_churn(summary: pd.DataFrame, *, inactive_days: int = 180) -> str:
+    """Markdown on churn of customers with and without tickets (a ``service.churn_by_tickets`` table)."""
+    w = summary.set_index("group")
+    a, b = w.loc["with tickets"], w.loc["without tickets"]
+    if int(a["customers"]) == 0:
+        return "No customer with tickets has a long enough order history to judge churn."
+    apart = a["share_low"] > b["share_high"] or a["share_high"] < b["share_low"]
+    return (f"Of {esc(count(a['customers'], 'customer'))} with tickets, **{esc(pct(a['share']))}** stopped buying (no order "
+            f"in the last {esc(count(inactive_days, 'day'))}; 95% CI {esc(pct(a['share_low']))} to {esc(pct(a['share_high']))}), "
+            f"against {esc(pct(b['share']))} of {esc(count(b['customers']))} customers without tickets; "
+            + ("the intervals do not overlap." if apart else "the intervals overlap, so tickets alone do not mark churners.")
+            + " This is an association, not a cause.")
+
+
+def describe_value_queue(queue: pd.DataFrame, *, currency: str | None = None, has_value: bool = True) -> str:
+    """Markdown on open tickets ordered by customer value (a ``service.tickets_by_customer_value`` table)."""
+    if not len(queue):
+        return "No ticket is open now."
+    overdue = int(queue["overdue"].sum())
+    text = (f"**{esc(count(len(queue), 'ticket'))}** {'is' if len(queue) == 1 else 'are'} open now, "
+            f"{esc(count(overdue))} past the SLA due date.")
+    if not has_value:
+        return text + " Without orders there is no customer value, so they are listed by due date."
+    top = queue.iloc[0]
+    if not _missing(top["customer_value"]):
+        text += (f" First in line: {esc(top['ticket_id'])} of customer {esc(top['account_id'])} (revenue rank "
+                 f"{esc(count(top['customer_rank']))}, {esc(money(top['customer_value'], currency))}, class "
+                 f"{esc(top['abc_class'])}).")
+    return text
+
+
+def owner_cap_alert_text(load: pd.DataFrame, *, cap: int) -> str:
+    """Plain text for the front-page alert on owners over the open-deal cap (empty when none is)."""
+    over = load[load["over_cap"]]
+    if not len(over):
+        return ""
+    names = [_label(row, ("name", "owner_id"), missing="(no owner)") for _, row in over.iterrows()]
+    return (f"{count(len(over), 'owner')} over the cap of {count(cap, 'open deal')}: "
+            + ", ".join(f"{n} ({int(d)})" for n, d in zip(names, over["open_deals"])))

@@ -210,3 +210,14 @@ def test_describe_stalled_names_the_largest_deal_when_it_is_not_the_worst():
                        "days_in_stage": [40.0, 10.0], "norm_days": [10.0, 4.0], "ratio": [4.0, 2.5]})
     text = describe_stalled(df, currency="EUR")
     assert "The largest" in text and "200,000" in text and "<b>" not in text
+
+
+def test_owner_cap_alert_names_the_owners_over_the_cap_as_plain_text():
+    import pandas as pd
+
+    from crmlib.narrative import owner_cap_alert_text
+
+    load = pd.DataFrame({"owner_id": ["U1", "U2"], "name": ["Ann <b>", None], "open_deals": [60, 55],
+                         "over_cap": [True, True]})
+    assert owner_cap_alert_text(load, cap=50) == "2 owners over the cap of 50 open deals: Ann <b> (60), U2 (55)"
+    assert owner_cap_alert_text(load.assign(over_cap=False), cap=50) == ""
