@@ -1183,3 +1183,151 @@ def plot_pipeline_forecast(data: pd.DataFrame, *, currency: str | None = None, a
                  f"{narrative.count(d['deals'].sum(), 'open deal')}" if len(d) else "No open deals")
     _title(ax, title)
     return ax
+
+
+# ----------------------------------------------------------------------------- campaigns (report 12)
+def plot_campaign_roi(data: pd.DataFrame, *, label: tuple[str, ...] = ("name", "campaign_id"),
+                      ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Horizontal bars of ROI per campaign (best on top), money-losing campaigns in a contrasting colour.
+
+    ``data`` is a ``campaign_performance`` table; ROI is shown as a percentage.
+    """
+    d = data.dropna(subset=["roi"]).sort_values("roi")
+    ax = _axes(ax, rows=len(d))
+    colours = palette()
+    pos = np.arange(len(d))
+    vals = d["roi"].to_numpy(dtype=float) * 100
+    ax.barh(pos, vals, color=[colours[3] if v < 0 else colours[0] for v in vals], **kws)
+    names = [" ".join(str(r[c]) for c in label if c in d.columns and pd.notna(r[c])) for _, r in d.iterrows()]
+    ax.set_yticks(pos)
+    ax.set_yticklabels(names)
+    for t in ax.get_yticklabels():
+        t.set_parse_math(False)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("ROI, % of spend ((won revenue - spend) / spend)", parse_math=False)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, pos: f"{x:,.0f}%"))
+    if title is None:
+        neg = int((d["roi"] < 0).sum())
+        title = ("Every campaign pays back" if neg == 0 else
+                 f"{narrative.count(neg, 'campaign')} of {len(d)} lose money")
+    _title(ax, title)
+    return ax
+
+
+def plot_bounce_rates(data: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Bounce rate per channel with its 95% Wilson interval, flagged channels in a contrasting colour.
+
+    ``data`` is a ``high_bounce_channels`` table (channel, bounce_rate, low, high, alert).
+    """
+    d = data.sort_values("bounce_rate")
+    ax = _axes(ax, rows=len(d))
+    colours = palette()
+    pos = np.arange(len(d))
+    est = d["bounce_rate"].to_numpy(dtype=float) * 100
+    err = np.vstack([est - d["low"].to_numpy(dtype=float) * 100, d["high"].to_numpy(dtype=float) * 100 - est])
+    ax.barh(pos, est, xerr=err, color=[colours[3] if a else colours[0] for a in d["alert"]], capsize=3, **kws)
+    ax.set_yticks(pos)
+    ax.set_yticklabels([str(c) for c in d["channel"]])
+    for t in ax.get_yticklabels():
+        t.set_parse_math(False)
+    ax.set_xlabel("bounce rate, % of sends (bar: 95% interval)", parse_math=False)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, pos: f"{x:,.0f}%"))
+    if title is None:
+        hit = d.loc[d["alert"]]
+        title = ("No channel bounces far above the others" if len(hit) == 0 else
+                 ", ".join(str(c) for c in hit["channel"]) + " bounces far more than the other channels")
+    _title(ax, title)
+    return ax
+
+
+def plot_mailing_list(data: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Mailing-list size (distinct addresses) per period as a line, new addresses as bars on a second axis."""
+    ax = _axes(ax)
+    colours = palette()
+    x = pd.to_datetime(data["period_start"]).dt.tz_localize(None) if len(data) else data["period_start"]
+    ax.plot(x, data["total_emails"], color=colours[0], lw=2, label="addresses on the list", **kws)
+    ax.set_ylabel("distinct email addresses")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, pos: f"{v:,.0f}"))
+    ax2 = ax.twinx()
+    ax2.bar(x, data["new_emails"], width=20, color=colours[1], alpha=0.4, label="new in the period")
+    ax2.set_ylabel("new addresses per period")
+    ax2.grid(False)
+    if title is None:
+        title = (f"The list grew to {narrative.count(data['total_emails'].iloc[-1], 'address', 'addresses')}"
+                 if len(data) else "No email addresses")
+    _title(ax, title)
+    return ax
+
+
+# ----------------------------------------------------------------------------- customer service (11)
+def plot_sla_weeks(alerts: pd.DataFrame, *, min_gap: float | None = None, ax: Axes | None = None,
+                   title: str | None = None, **kws) -> Axes:
+    """Weekly SLA compliance as bars (alerted weeks highlighted), the trailing baseline as a line.
+
+    ``alerts`` is a ``service.sla_breach_alerts`` table; ``min_gap`` draws the baseline
+    minus the material gap as a dashed line.
+    """
+    ax = _axes(ax)
+    colours = palette()
+    weeks = pd.to_datetime(alerts["week"])
+    rate = alerts["compliance"].astype("float64").to_numpy()
+    flagged = alerts["alert"].astype(bool).to_numpy()
+    ax.bar(weeks, np.nan_to_num(rate), width=5.5, color=[colours[3] if f else colours[0] for f in flagged],
+           label="SLA compliance", **kws)
+    base = alerts["baseline_compliance"].astype("float64")
+    ax.step(weeks, base, where="mid", color="black", linewidth=1.2, label="baseline (weeks before)")
+    if min_gap is not None:
+        line, = ax.step(weeks, base - float(min_gap), where="mid", color=colours[3], linestyle="--",
+                        linewidth=1.0, label=f"alert level: {float(min_gap) * 100:.0f} points below")
+        line.set_gid("min-gap")
+    ax.set_ylim(0, 1.3)
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, pos: narrative.pct(v)))
+    ax.set_ylabel("tickets resolved by the SLA due date")
+    ax.set_xlabel("week tickets were created (Monday)")
+    ax.legend(loc="upper center", ncol=3, frameon=True, fontsize=8)
+    if title is None:
+        n = int(flagged.sum())
+        title = f"{narrative.count(n, 'week')} with an SLA breach" if n else "No week with an SLA breach"
+    _title(ax, title)
+    return ax
+
+
+def plot_ticket_flow(flow: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """Tickets opened and closed per period as lines, the backlog at each period's end as bars.
+
+    ``flow`` is a ``service.ticket_flow`` table.
+    """
+    ax = _axes(ax)
+    colours = palette()
+    x = pd.to_datetime(flow["start"]).dt.tz_localize(None) if len(flow) else pd.to_datetime(flow["start"])
+    ax.bar(x, flow["backlog"], width=4.0 if len(flow) < 2 or (x.iloc[1] - x.iloc[0]).days <= 7 else 20,
+           color=colours[7], alpha=0.6, label="backlog at the end", **kws)
+    ax.plot(x, flow["opened"], marker="o", color=colours[0], label="opened")
+    ax.plot(x, flow["closed"], marker="s", color=colours[2], label="closed")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("tickets")
+    ax.set_xlabel("period start")
+    ax.legend(loc="upper left", frameon=True)
+    _title(ax, title or "Tickets opened, closed and open per period")
+    return ax
+
+
+def plot_nps_trend(trend: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
+    """NPS per period (points) with its 95% interval as error bars; periods without answers are left out.
+
+    ``trend`` is a ``service.satisfaction_trend`` table.
+    """
+    ax = _axes(ax)
+    colours = palette()
+    t = trend.loc[trend["nps_answers"] > 0]
+    x = pd.to_datetime(t["start"]).dt.tz_localize(None) if len(t) else pd.to_datetime(t["start"])
+    y = t["nps"].astype("float64")
+    err = np.vstack([(y - t["nps_low"]).to_numpy(dtype="float64"), (t["nps_high"] - y).to_numpy(dtype="float64")])
+    ax.errorbar(x, y, yerr=err, fmt="o-", color=colours[0], capsize=3, label="NPS (95% CI)", **kws)
+    ax.axhline(0, color="0.4", linewidth=0.8)
+    ax.set_ylim(-100, 100)
+    ax.set_ylabel("NPS (promoters minus detractors, points)")
+    ax.set_xlabel("period start")
+    _title(ax, title or "Net Promoter Score per period")
+    return ax
