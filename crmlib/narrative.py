@@ -2437,7 +2437,7 @@ def describe_bounce(bounce: pd.DataFrame, *, margin: float | None = None) -> str
     if bounce is None or len(bounce) == 0:
         return "No channel records email sends, so bounce rates cannot be computed."
     rule = "" if margin is None else (f" (flagged when even the low end of its 95% interval is more than "
-                                      f"{esc(pct(margin))} points above the other channels' pooled rate)")
+                                      f"{esc(_num(margin * 100, 0))} percentage points above the other channels' pooled rate)")
     hit = bounce.loc[bounce["alert"]]
     if len(hit) == 0:
         text = f"No channel's bounce rate stands out{rule}."
@@ -2473,7 +2473,9 @@ def describe_marketing_roi(current, overall=None, previous=None, year_ago=None, 
         if previous is not None:
             text += f" Previous {esc(period)}: ROI {esc(_roi_text(previous.roi))}"
             text += (f", a year earlier {esc(_roi_text(year_ago.roi))}." if year_ago is not None else ".")
-        if current.won_deals < 10:
+        if current.won_deals == 0:
+            text += f" No campaign deal was won in the {esc(period)}, so its ROI says little: read the ROI to date."
+        elif current.won_deals < 10:
             text += (f" With only {esc(count(current.won_deals, 'won deal'))} in the {esc(period)}, "
                      "one period's ROI swings widely: read the ROI to date.")
     if overall is not None and overall.spend > 0:
@@ -2488,7 +2490,7 @@ def describe_mailing_list(growth: pd.DataFrame, *, freq_word: str = "month") -> 
         return "No lead or contact has an email address, so the mailing list cannot be measured."
     last = growth.iloc[-1]
     text = (f"The mailing list holds {esc(count(last['total_emails'], 'distinct address', 'distinct addresses'))} "
-            f"(lead and contact emails); {esc(count(last['new_emails']))} were new in the latest {esc(freq_word)}")
+            f"(emails of leads and contacts together); {esc(count(last['new_emails']))} were new in the latest {esc(freq_word)}")
     if len(growth) > 1:
         prev = growth.iloc[-13:-1] if len(growth) > 13 else growth.iloc[:-1]
         text += f", against {esc(count(prev['new_emails'].mean()))} a {esc(freq_word)} on average before"

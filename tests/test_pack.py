@@ -116,6 +116,7 @@ def hostile_pack(tmp_path_factory):
     edit("stages", lambda df: df.__setitem__("stage", df["stage"].replace({"Proposal": IMG})))
     edit("users", lambda df: df.__setitem__("name", SCRIPT))
     edit("accounts", lambda df: df.__setitem__("name", MDLINK))
+    edit("campaigns", lambda df: df.__setitem__("name", SCRIPT))
     return runner.run_pack(source=src, out=tmp_path_factory.mktemp("hout"), jobs=2, with_code=True)
 
 
