@@ -35,13 +35,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binom, chi2_contingency
+from scipy.stats import chi2_contingency
 from statsmodels.duration.survfunc import SurvfuncRight
-from statsmodels.stats.multitest import multipletests
 
 from ..errors import CrmConfigError, CrmDataError
 from ..periods import ensure_instant
 from ..stats.intervals import Proportion, wilson, wilson_frame
+from ..stats.spikes import weekly_spikes
 from .catalogue import metric
 from .cycle import _require
 
@@ -458,36 +458,16 @@ def missed_call_alerts(calls: pd.DataFrame, as_of: pd.Timestamp, *, weeks: int =
     last = _week_start(pd.Series([as_of - pd.Timedelta(microseconds=1)]))[0]
     first = last - pd.Timedelta(weeks=weeks - 1)
     known = calls.loc[calls["missed"].notna()]
-    per_week = pd.DataFrame({"calls": known.groupby("week").size(),
-                             "missed": known["missed"].astype(bool).groupby(known["week"]).sum()})
-    all_weeks = pd.date_range(min(first - pd.Timedelta(weeks=baseline_weeks),
-                                  per_week.index.min() if len(per_week) else first), last, freq="7D")
-    per_week = per_week.reindex(all_weeks, fill_value=0).astype("int64")
-    trail_calls = per_week["calls"].shift(1).rolling(baseline_weeks, min_periods=1).sum()
-    trail_missed = per_week["missed"].shift(1).rolling(baseline_weeks, min_periods=1).sum()
-    trail_n = (per_week["calls"] > 0).astype("int64").shift(1).rolling(baseline_weeks, min_periods=1).sum()
-    out = per_week.assign(baseline_weeks=trail_n.fillna(0).astype("int64"),
-                          baseline_calls=trail_calls.fillna(0).astype("int64"),
-                          baseline_missed=trail_missed.fillna(0).astype("int64"))
-    out = out.loc[out.index >= first].copy()
-    out.index.name = "week"
-    out["share"] = out["missed"] / out["calls"].where(out["calls"] > 0)
-    out["baseline_share"] = out["baseline_missed"] / out["baseline_calls"].where(out["baseline_calls"] > 0)
-    out["tested"] = (out["calls"] > 0) & (out["baseline_weeks"] >= min_baseline_weeks) \
-        & (out["baseline_calls"] > 0)
-    p = np.full(len(out), np.nan)
-    t = out["tested"].to_numpy()
-    p[t] = binom.sf(out["missed"].to_numpy()[t] - 1, out["calls"].to_numpy()[t],
-                    out["baseline_share"].to_numpy()[t])
-    out["p_value"] = p
-    adj = np.full(len(out), np.nan)
-    if t.any():
-        adj[t] = multipletests(p[t], alpha=alpha, method=method)[1]
-    out["p_adjusted"] = adj
+    per_week = pd.DataFrame({"n": known.groupby("week").size(),
+                             "events": known["missed"].astype(bool).groupby(known["week"]).sum()})
+    out = weekly_spikes(per_week, first=first, last=last, baseline_weeks=baseline_weeks,
+                        min_baseline_weeks=min_baseline_weeks, alpha=alpha, method=method)
+    out = out.rename(columns={"n": "calls", "events": "missed", "baseline_n": "baseline_calls",
+                              "baseline_events": "baseline_missed"})
     out["alert"] = out["tested"] & (out["p_adjusted"] < alpha) & (out["share"] >= min_share)
-    cols = ["calls", "missed", "share", "baseline_weeks", "baseline_calls", "baseline_missed",
+    cols = ["week", "calls", "missed", "share", "baseline_weeks", "baseline_calls", "baseline_missed",
             "baseline_share", "p_value", "p_adjusted", "tested", "alert"]
-    return out[cols].reset_index()
+    return out[cols]
 
 
 @metric(report="06", unit="number")

@@ -31,6 +31,7 @@ from statsmodels.stats.multitest import multipletests
 from ..errors import CrmConfigError
 from ..periods import ensure_instant, period_containing
 from ..stats.intervals import Proportion, wilson, wilson_frame
+from ..stats.spikes import weekly_spikes
 from ..stats.survival import kaplan_meier
 from .catalogue import metric
 from .cycle import _require
@@ -267,30 +268,16 @@ def sla_breach_alerts(tickets: pd.DataFrame, as_of: pd.Timestamp, *, weeks: int 
     last = _week_start(pd.Series([as_of - pd.Timedelta(microseconds=1)]))[0]
     first = last - pd.Timedelta(weeks=weeks - 1)
     per = weekly.set_index("week")[["judged", "met"]]
-    lo = min(first - pd.Timedelta(weeks=baseline_weeks), per.index.min() if len(per) else first)
-    per = per.reindex(pd.date_range(lo, last, freq="7D"), fill_value=0).astype("int64")
-    base_j = per["judged"].shift(1).rolling(baseline_weeks, min_periods=1).sum().fillna(0).astype("int64")
-    base_m = per["met"].shift(1).rolling(baseline_weeks, min_periods=1).sum().fillna(0).astype("int64")
-    base_w = (per["judged"] > 0).astype("int64").shift(1).rolling(baseline_weeks, min_periods=1).sum()
-    out = per.assign(baseline_weeks=base_w.fillna(0).astype("int64"), baseline_judged=base_j, baseline_met=base_m)
-    out = out.loc[out.index >= first].copy()
-    out.index.name = "week"
-    out["compliance"] = out["met"] / out["judged"].where(out["judged"] > 0)
-    out["baseline_compliance"] = out["baseline_met"] / out["baseline_judged"].where(out["baseline_judged"] > 0)
-    out["gap"] = out["baseline_compliance"] - out["compliance"]
-    out["tested"] = (out["judged"] > 0) & (out["baseline_weeks"] >= min_baseline_weeks) & (out["baseline_judged"] > 0)
-    t = out["tested"].to_numpy(bool)
-    p = np.full(len(out), np.nan)
-    p[t] = binom.cdf(out["met"].to_numpy()[t], out["judged"].to_numpy()[t], out["baseline_compliance"].to_numpy()[t])
-    adj = np.full(len(out), np.nan)
-    if t.any():
-        adj[t] = multipletests(p[t], alpha=alpha, method=method)[1]
-    out["p_value"] = p
-    out["p_adjusted"] = adj
+    per_week = pd.DataFrame({"n": per["judged"], "events": per["judged"] - per["met"]})  # breaches
+    out = weekly_spikes(per_week, first=first, last=last, baseline_weeks=baseline_weeks,
+                        min_baseline_weeks=min_baseline_weeks, alpha=alpha, method=method)
+    out = out.assign(judged=out["n"], met=out["n"] - out["events"], compliance=1 - out["share"],
+                     baseline_judged=out["baseline_n"], baseline_met=out["baseline_n"] - out["baseline_events"],
+                     baseline_compliance=1 - out["baseline_share"], gap=out["share"] - out["baseline_share"])
     out["alert"] = out["tested"] & (out["p_adjusted"] < alpha) & (out["gap"] >= min_gap)
-    cols = ["judged", "met", "compliance", "baseline_weeks", "baseline_judged", "baseline_met",
+    cols = ["week", "judged", "met", "compliance", "baseline_weeks", "baseline_judged", "baseline_met",
             "baseline_compliance", "gap", "p_value", "p_adjusted", "tested", "alert"]
-    return out[cols].reset_index()
+    return out[cols]
 
 
 @metric(report="11", unit="pct")
