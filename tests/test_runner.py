@@ -338,7 +338,7 @@ sys.exit(cli.main(sys.argv[1:]))
 
 
 def test_sigterm_stops_the_kernels_and_removes_the_staging_folder(tmp_path):
-    psutil = pytest.importorskip("psutil")
+    import psutil
     out = tmp_path / "out"
     process = subprocess.Popen(
         [sys.executable, "-c", SIGTERM_SCRIPT, "run", "--notebooks", str(FIXTURES), "--only", "03",
@@ -382,7 +382,7 @@ def test_default_as_of_is_the_sunday_ending_the_last_complete_iso_week(today, ex
 
 
 def test_as_of_recorded_by_the_export_wins_over_today(monkeypatch):
-    data = pytest.importorskip("crmlib.data")
+    import crmlib.data as data
     monkeypatch.setattr(data, "export_settings", lambda source: {"as_of": dt.date(2024, 3, 31)})
     assert runner.resolve_as_of(None, "somewhere", today=dt.date(2030, 1, 1)) == "2024-03-31"
     monkeypatch.setattr(data, "export_settings", lambda source: {"as_of": None})

@@ -131,7 +131,7 @@ def test_sample_calls_write_sample(monkeypatch, capsys, tmp_path):
 
 
 def test_audit_prints_counts_and_quarantine_reasons(monkeypatch, capsys, tmp_path):
-    data_module = pytest.importorskip("crmlib.data")
+    import crmlib.data as data_module
     counts = pd.DataFrame({"table": ["deals", "users"], "input": [10, 3], "kept": [8, 3],
                            "quarantined": [2, 0], "score": [80.0, 100.0]})
     quarantine = pd.DataFrame({"table": ["deals", "deals"], "source": ["deals.csv"] * 2, "row": [3, 7],
@@ -155,7 +155,7 @@ def test_audit_prints_counts_and_quarantine_reasons(monkeypatch, capsys, tmp_pat
 
 
 def test_audit_error_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path):
-    data_module = pytest.importorskip("crmlib.data")
+    import crmlib.data as data_module
 
     def open_data(source, **kwargs):
         raise CrmDataError("deals.csv: no column amount")
