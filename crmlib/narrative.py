@@ -532,15 +532,26 @@ def describe_callbacks(summary, *, window_days: float = 7) -> str:
     return text
 
 
+def _spike_rule(method: str, n_tested: int, alpha: float, material: str) -> str:
+    """The weekly spike rule of crmlib.stats.spikes in words, with the caller's materiality clause."""
+    return (f"one-sided binomial test against the weeks before, {esc(method.capitalize())}-corrected over "
+            f"{esc(count(n_tested, 'week'))} at the {esc(pct(alpha))} level, and {material}")
+
+
+def _spike_sentence(parts: list[str], n_tested: int, rule: str) -> str:
+    """"N weeks of M stand out (rule): part; part." for the flagged weeks' descriptions."""
+    head = (f"**{esc(count(len(parts), 'week'))}** of {esc(count(n_tested))} "
+            f"{'stands' if len(parts) == 1 else 'stand'} out ({rule}): ")
+    return head + "; ".join(parts) + "."
+
+
 def describe_missed_alerts(alerts: pd.DataFrame, *, alpha: float = 0.05, min_share: float = 0.25,
                            method: str = "holm") -> str:
     """Markdown on the weeks whose missed-call share stands out (a ``missed_call_alerts`` table)."""
     tested = alerts.loc[alerts["tested"]]
     if not len(tested):
         return "Too few weeks of inbound calls to test any week against its baseline."
-    rule = (f"one-sided binomial test against the weeks before, {esc(method.capitalize())}-corrected over "
-            f"{esc(count(len(tested), 'week'))} at the {esc(pct(alpha))} level, and at least "
-            f"{esc(pct(min_share))} missed")
+    rule = _spike_rule(method, len(tested), alpha, f"at least {esc(pct(min_share))} missed")
     flagged = alerts.loc[alerts["alert"]]
     if not len(flagged):
         top = tested.loc[tested["share"].idxmax()]
@@ -550,9 +561,7 @@ def describe_missed_alerts(alerts: pd.DataFrame, *, alpha: float = 0.05, min_sha
     parts = [f"the week of **{esc(pd.Timestamp(w['week']).date())}** missed **{esc(pct(w['share']))}** of inbound "
              f"calls ({esc(count(w['missed']))} of {esc(count(w['calls']))}) against {esc(pct(w['baseline_share']))} "
              f"in the weeks before (corrected {esc(_resp_p_text(w['p_adjusted']))})" for _, w in flagged.iterrows()]
-    head = (f"**{esc(count(len(flagged), 'week'))}** of {esc(count(len(tested)))} "
-            f"{'stands' if len(flagged) == 1 else 'stand'} out ({rule}): ")
-    return head + "; ".join(parts) + "."
+    return _spike_sentence(parts, len(tested), rule)
 
 
 def missed_alert_text(alerts: pd.DataFrame) -> str:
@@ -2632,9 +2641,7 @@ def describe_sla_alerts(alerts: pd.DataFrame, *, alpha: float = 0.05, min_gap: f
     tested = alerts.loc[alerts["tested"].astype(bool)]
     if not len(tested):
         return "Too few weeks of tickets to test any week against its baseline."
-    rule = (f"one-sided binomial test against the weeks before, {esc(method.capitalize())}-corrected over "
-            f"{esc(count(len(tested), 'week'))} at the {esc(pct(alpha))} level, and at least "
-            f"{esc(_num(min_gap * 100, 0))} points below the baseline")
+    rule = _spike_rule(method, len(tested), alpha, f"at least {esc(_num(min_gap * 100, 0))} points below the baseline")
     flagged = alerts.loc[alerts["alert"].astype(bool)]
     if not len(flagged):
         low = tested.loc[tested["compliance"].idxmin()]
@@ -2644,9 +2651,7 @@ def describe_sla_alerts(alerts: pd.DataFrame, *, alpha: float = 0.05, min_gap: f
     parts = [f"the week of **{_svc_week(w['week'])}** met the SLA for only **{esc(pct(w['compliance']))}** of its tickets "
              f"({esc(count(w['met']))} of {esc(count(w['judged']))}) against {esc(pct(w['baseline_compliance']))} in the "
              f"weeks before ({esc(significance(w['p_adjusted'], alpha=alpha))})" for _, w in flagged.iterrows()]
-    head = (f"**{esc(count(len(flagged), 'week'))}** of {esc(count(len(tested)))} "
-            f"{'stands' if len(flagged) == 1 else 'stand'} out ({rule}): ")
-    return head + "; ".join(parts) + "."
+    return _spike_sentence(parts, len(tested), rule)
 
 
 def sla_alert_text(alerts: pd.DataFrame) -> str:

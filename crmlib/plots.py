@@ -143,10 +143,7 @@ def plot_stalled(data: pd.DataFrame, *, top: int = 15, label: tuple[str, ...] = 
     ax = _axes(ax)
     shown = data.head(top)
     if len(shown) == 0:
-        ax.text(0.5, 0.5, "No stalled deals", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        _title(ax, title or "No deal is stuck longer than its stage norm")
-        return ax
+        return _empty(ax, "No stalled deals", title or "No deal is stuck longer than its stage norm")
     colours = palette()
     pos = np.arange(len(shown))
     ax.barh(pos, shown["days_in_stage"].to_numpy(dtype="float64"), color=colours[3], height=0.6,
@@ -235,6 +232,14 @@ def _axes(ax: Axes | None, *, rows: int = 0) -> Axes:
     """The given axes, or a new figure tall enough for ``rows`` labelled bars."""
     if ax is None:
         _, ax = plt.subplots(figsize=(8, max(4.5, 0.3 * rows + 1.0)))
+    return ax
+
+
+def _empty(ax: Axes, message: str, title: str) -> Axes:
+    """An axes that says there is nothing to draw (message in the middle, no axes, a title)."""
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+    _title(ax, title)
     return ax
 
 
@@ -343,10 +348,7 @@ def plot_cycle_distribution(data: pd.DataFrame, *, by: str = "source", label: tu
     ax = _axes(ax)
     shown = data.loc[data["deals"] > 0].head(top)
     if len(shown) == 0:
-        ax.text(0.5, 0.5, "No closed deals", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        _title(ax, title or "No closed deals to compare")
-        return ax
+        return _empty(ax, "No closed deals", title or "No closed deals to compare")
     colours = palette()
     pos = np.arange(len(shown))
     q1 = shown["q1_days"].to_numpy(dtype="float64")
@@ -436,10 +438,7 @@ def plot_cumulative_incidence(data, *, group: str = "all deals", max_days: float
     c = curves.loc[curves["group"] == group]
     ax = _axes(ax)
     if c.empty:
-        ax.text(0.5, 0.5, "No deals", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        _title(ax, title or "No deals to follow")
-        return ax
+        return _empty(ax, "No deals", title or "No deals to follow")
     colours = palette()
     x = np.r_[0.0, c["days"].to_numpy(dtype="float64")]
     won = np.r_[0.0, c["won"].to_numpy(dtype="float64")]
@@ -534,10 +533,7 @@ def plot_goal_pace(data: pd.DataFrame, *, metric: str = "revenue", level: str = 
         _, ax = plt.subplots(figsize=(8, max(3.0, 1.6 + 0.26 * len(shown))))
     what = str(metric).replace("_", " ")
     if len(shown) == 0:
-        ax.text(0.5, 0.5, f"No {what} goals", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        _title(ax, title or f"No {level} has a {what} target in this period")
-        return ax
+        return _empty(ax, f"No {what} goals", title or f"No {level} has a {what} target in this period")
     colours = palette()
     pos = np.arange(len(shown))
     bar_colours = [colours[_GOAL_STATUS_COLOUR.get(s, 7)] for s in shown["status"]]
@@ -580,10 +576,7 @@ def plot_attainment_history(data: pd.DataFrame, *, ax: Axes | None = None, title
     ax = _axes(ax)
     what = str(metric).replace("_", " ")
     if len(data) == 0:
-        ax.text(0.5, 0.5, "No goal periods", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        _title(ax, title or f"No {what} goal period yet")
-        return ax
+        return _empty(ax, "No goal periods", title or f"No {what} goal period yet")
     colours = palette()
     pos = np.arange(len(data))
     complete = data["complete"].astype(bool).to_numpy()
@@ -893,10 +886,7 @@ def plot_pareto(data: pd.DataFrame, *, top: float = 0.2, ax: Axes | None = None,
     n = len(known)
     colours = palette()
     if n == 0:
-        ax.text(0.5, 0.5, "No customer revenue", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
-        _title(ax, title or "No customer revenue yet")
-        return ax
+        return _empty(ax, "No customer revenue", title or "No customer revenue yet")
     x = np.arange(0, n + 1) / n
     y = np.concatenate([[0.0], known["cumulative_share"].to_numpy(dtype="float64")])
     ax.plot(x, y, color=colours[0], linewidth=2, label="customers, largest first", **kws)

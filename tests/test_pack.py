@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -14,28 +13,11 @@ import pytest
 from crmlib import runner
 from crmlib.htmlcheck import audit_html
 from crmlib.sample import write_sample
-from helpers import NOTEBOOKS, SAMPLE
+from helpers import NOTEBOOKS, SAMPLE, page_links
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(2)>"
 MDLINK = "[click me](javascript:alert(3))"
-
-
-class _Links(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.hrefs = []
-
-    def handle_starttag(self, tag, attrs):
-        href = dict(attrs).get("href")
-        if tag == "a" and href and not href.startswith(("#", "http", "mailto:")):
-            self.hrefs.append(href)
-
-
-def links(path: Path) -> list[str]:
-    p = _Links()
-    p.feed(path.read_text(encoding="utf-8"))
-    return p.hrefs
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +53,7 @@ def test_every_page_exists_and_every_index_link_resolves(sample_pack):
     for r in sample_pack.manifest["reports"]:
         for key in ("html", "code_html", "notebook"):
             assert (pack / r[key]).is_file(), r[key]
-    hrefs = links(sample_pack.index_path)
+    hrefs = page_links(sample_pack.index_path)
     assert len(hrefs) >= 2 * len(sample_pack.manifest["reports"])
     for href in hrefs:
         assert (pack / unquote(urlsplit(href).path)).is_file(), href

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -24,6 +23,7 @@ import pytest
 from crmlib import runner
 from crmlib.errors import CrmConfigError, CrmDataError
 from crmlib.htmlcheck import audit_html
+from helpers import page_links
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "notebooks"
@@ -49,22 +49,6 @@ def cli(*args, env=None, timeout=120):
     environment = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run([sys.executable, "-m", "crmlib", *args], capture_output=True, text=True,
                           env=environment, timeout=timeout, cwd=ROOT)
-
-
-class _Links(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.hrefs = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "a" and dict(attrs).get("href"):
-            self.hrefs.append(dict(attrs)["href"])
-
-
-def links_of(path: Path) -> list[str]:
-    parser = _Links()
-    parser.feed(path.read_text(encoding="utf-8"))
-    return parser.hrefs
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +125,7 @@ def test_every_page_exists_and_every_index_link_resolves(full_run):
     for entry in result.manifest["reports"]:
         for key in ("html", "code_html", "notebook"):
             assert (pack / entry[key]).is_file(), (entry["report"], key)
-    hrefs = links_of(pack / "index.html")
+    hrefs = page_links(pack / "index.html")
     assert hrefs
     for href in hrefs:
         target = unquote(urlsplit(href).path)
