@@ -32,8 +32,8 @@ from .errors import CrmDataError
 from .load import Problem, RawExport, coerce_table
 from .schema import EMAIL_RE, PHONE_RE, TABLES, spec
 
-QUARANTINE_COLUMNS = ["table", "source", "row", "key", "column", "check", "reason", "record"]
-FINDING_COLUMNS = ["table", "source", "row", "key", "column", "check", "reason"]
+QUARANTINE_COLUMNS = ["table", "source", "row", "key", "column", "check", "reason", "record", "dated_at"]
+FINDING_COLUMNS = ["table", "source", "row", "key", "column", "check", "reason", "dated_at"]
 
 #: what each check means (shown in the audit report)
 CHECKS = {
@@ -119,6 +119,11 @@ def audit(raw: RawExport, *, timezone: str = "UTC", extracted_at: pd.Timestamp,
         raise CrmDataError(f"{raw.source}: no deals table found (expected a file named deals.csv, "
                            "deals.xlsx or deals.parquet, or a mapping entry tables.deals.file); "
                            "deals is the one required table", table="deals")
+    deals = raw.tables["deals"]
+    if not len(deals.frame) and not deals.ragged:
+        raise CrmDataError(f"{deals.source}: the deals table has a header but no rows; deals is the "
+                           "one required table: export it again (check the export's filters)",
+                           table="deals", source=deals.source)
     audits: dict[str, _TableAudit] = {}
     for name, rt in raw.tables.items():
         typed, problems = coerce_table(rt, raw.mapping, timezone=timezone)
@@ -137,7 +142,7 @@ def audit(raw: RawExport, *, timezone: str = "UTC", extracted_at: pd.Timestamp,
     for ta in audits.values():
         _flag_checks(ta, kept_keys)
     _history_checks(audits)
-    return _assemble(audits, raw)
+    return _assemble(audits, raw, timezone)
 
 
 # ---------------------------------------------------------------- row checks
@@ -233,7 +238,13 @@ def _bulk_duplicates(ta: _TableAudit) -> None:
     df = ta.typed
     others = [c for c in df.columns if c != t.key]
     content = df[others]
-    informative = content.notna().sum(axis=1) >= max(2, len(others) // 2)
+    # "informative": at least half of the columns the export has are filled (not half of
+    # every canonical column: a small export with few columns has bulk copies too), and
+    # with ids at least four values besides the id agree (two open deals of 100 created
+    # on the same day are not copies of each other)
+    present = [c for c in others if ta.raw is None or c in ta.raw.columns] or others
+    need = max(4 if t.key else 2, len(present) // 2)
+    informative = content[present].notna().sum(axis=1) >= need
     bad = pd.Series(df.index.isin(list(ta.bad_positions())), index=df.index)
     cand = content[informative & ~bad]
     dup = cand.duplicated(keep="first")
@@ -384,7 +395,17 @@ def _record_json(raw: pd.DataFrame | None, pos: int) -> str:
                       ensure_ascii=False, default=str)
 
 
-def _assemble(audits: dict[str, _TableAudit], raw: RawExport) -> AuditResult:
+def _dated_at(ta: _TableAudit, pos: int):
+    """When the row happened (the table's dating timestamp, see TableSpec.dated_by); NaT
+    when the table has none or the value did not parse."""
+    col = spec(ta.table).dated_by
+    if col is None or col not in ta.typed.columns:
+        return pd.NaT
+    value = ta.typed.at[pos, col]
+    return pd.NaT if pd.isna(value) else value
+
+
+def _assemble(audits: dict[str, _TableAudit], raw: RawExport, timezone: str = "UTC") -> AuditResult:
     tables, q_rows, f_rows, counts, comp = {}, [], [], [], []
     for name in [n for n in TABLES if n in audits]:
         ta = audits[name]
@@ -399,10 +420,11 @@ def _assemble(audits: dict[str, _TableAudit], raw: RawExport) -> AuditResult:
             q_rows.append({"table": name, "source": ta.source, "row": int(ta.rows[pos]),
                            "key": None if key is None or pd.isna(key) else str(key),
                            "column": col, "check": check, "reason": reason,
-                           "record": _record_json(ta.raw, pos)})
+                           "record": _record_json(ta.raw, pos), "dated_at": _dated_at(ta, pos)})
         for line, reason in ta.ragged:
             q_rows.append({"table": name, "source": ta.source, "row": int(line), "key": None,
-                           "column": None, "check": "ragged_row", "reason": reason, "record": "{}"})
+                           "column": None, "check": "ragged_row", "reason": reason, "record": "{}",
+                           "dated_at": pd.NaT})
         kept = ta.typed.drop(index=list(by_pos)).reset_index(drop=True)
         flagged_pos = set()
         for pos, col, check, reason in ta.flags:
@@ -412,7 +434,7 @@ def _assemble(audits: dict[str, _TableAudit], raw: RawExport) -> AuditResult:
             key = ta.typed.at[pos, t.key] if t.key else None
             f_rows.append({"table": name, "source": ta.source, "row": int(ta.rows[pos]),
                            "key": None if key is None or pd.isna(key) else str(key),
-                           "column": col, "check": check, "reason": reason})
+                           "column": col, "check": check, "reason": reason, "dated_at": _dated_at(ta, pos)})
         n_in = len(ta.typed) + len(ta.ragged)
         n_q = len(by_pos) + len(ta.ragged)
         if n_in != len(kept) + n_q:  # conservation: never lose a row silently
@@ -437,5 +459,8 @@ def _assemble(audits: dict[str, _TableAudit], raw: RawExport) -> AuditResult:
     quarantine = pd.DataFrame(q_rows, columns=QUARANTINE_COLUMNS).astype(
         {"row": "int64"} if q_rows else {})
     findings = pd.DataFrame(f_rows, columns=FINDING_COLUMNS)
+    for frame in (quarantine, findings):  # one dtype whatever the rows: UTC instants
+        frame["dated_at"] = pd.to_datetime(frame["dated_at"], utc=True).astype(f"datetime64[us, {timezone}]") \
+            if len(frame) else pd.Series(dtype=f"datetime64[us, {timezone}]")
     return AuditResult(tables, quarantine, findings, counts_df, pd.DataFrame(comp), list(raw.notes) +
                        [n for rt in raw.tables.values() for n in rt.notes])

@@ -2795,3 +2795,36 @@ def owner_cap_alert_text(load: pd.DataFrame, *, cap: int) -> str:
     names = [_label(row, ("name", "owner_id"), missing="(no owner)") for _, row in over.iterrows()]
     return (f"{count(len(over), 'owner')} over the cap of {count(cap, 'open deal')}: "
             + ", ".join(f"{n} ({int(d)})" for n, d in zip(names, over["open_deals"])))
+
+
+# ---------------------------------------------------------------- 01: data-quality drops
+def quality_drop_text(drops: pd.DataFrame) -> str:
+    """Plain text for the front-page alert on weeks whose data quality dropped (empty when none)."""
+    if not len(drops):
+        return ""
+    weeks = [f"week of {pd.Timestamp(w['week']).date()}: {pct(w['share'])} of {count(w['n'], 'row')} with a "
+             f"problem (baseline {pct(w['baseline_share'])})" for _, w in drops.iterrows()]
+    return "Data-quality drop: " + "; ".join(weeks)
+
+
+def describe_quality_drops(weekly: pd.DataFrame, drops: pd.DataFrame, *, recent_weeks: int = 4,
+                           alpha: float = 0.05, min_points: float = 2.0, method: str = "holm") -> str:
+    """Markdown on the weeks whose share of problem rows stands out (``weekly_problem_share`` and
+    ``quality_drops`` tables), the recent ones (which raise the alert) named first."""
+    tested = weekly.loc[weekly["tested"]]
+    if not len(tested):
+        return "Too few dated rows to test any week against the weeks before it."
+    rule = _spike_rule(method, len(tested), alpha,
+                       f"at least {esc(f'{min_points:g}')} percentage points above the baseline")
+    if not len(drops):
+        top = tested.loc[tested["share"].idxmax()]
+        return (f"No week's data quality dropped ({rule}). The highest problem share was "
+                f"{esc(pct(top['share']))} in the week of {esc(pd.Timestamp(top['week']).date())} "
+                f"({esc(count(top['events']))} of {esc(count(top['n'], 'row'))}) against "
+                f"{esc(pct(top['baseline_share']))} before: {esc(significance(top['p_adjusted'], alpha=alpha))}.")
+    last = weekly["week"].max()
+    parts = [f"the week of **{esc(pd.Timestamp(w['week']).date())}**"
+             f"{' (recent)' if w['week'] > last - pd.Timedelta(weeks=recent_weeks) else ''}: "
+             f"**{esc(pct(w['share']))}** of {esc(count(w['n'], 'row'))} with a problem against "
+             f"{esc(pct(w['baseline_share']))} before" for _, w in drops.iterrows()]
+    return _spike_sentence(parts, len(tested), rule)

@@ -83,8 +83,25 @@ class Report:
 
         display(Markdown(markdown))
 
-    def headline(self, key: str, value, **kws):
-        return self.recorder.headline(key, value, **kws)
+    def headline(self, key: str, value, *, show: bool = True, **kws):
+        """Record a headline number for the front page and show it here as a key figure,
+        in the same words the front page uses (crmlib.summary.headline_html)."""
+        from dataclasses import asdict
+
+        kws.setdefault("period", self.period)
+        h = self.recorder.headline(key, value, **kws)
+        if show:
+            from IPython.display import HTML, display
+
+            from .summary import headline_html
+
+            display(HTML(headline_html(asdict(h), currency=self.currency,
+                                       previous_label=f"previous {h.period}")))
+        return h
+
+    def verdict(self, text: str) -> str:
+        """The report's one-line verdict on the front page."""
+        return self.recorder.verdict(text)
 
     def alert(self, key: str, message: str, **kws):
         return self.recorder.alert(key, message, **kws)

@@ -10,8 +10,9 @@ Format of a record (JSON)::
 
     {"report": "02_pipeline", "title": "...", "status": "ok" | "skipped",
      "reason": "...",                      # for skipped
+     "verdict": "...",                     # one line on the report for the front page
      "headlines": [{"key", "label", "value", "unit", "previous", "year_ago",
-                    "change", "verdict", "anchor"}],
+                    "change", "verdict", "anchor", "period"}],
      "alerts": [{"key", "message", "severity", "anchor"}]}
 """
 
@@ -50,12 +51,15 @@ class Headline:
     year_ago: float | int | None = None
     verdict: str = ""
     anchor: str = ""
+    period: str = ""  # what "previous" is the one before: week, month, quarter ("" = the run's period)
 
     @property
     def change(self) -> float | None:
-        if self.value is None or self.previous in (None, 0):
-            return None
-        return (self.value - self.previous) / abs(self.previous)
+        """Change on the previous period: percentage points (as a fraction) for rates,
+        relative otherwise (see crmlib.summary.change)."""
+        from .summary import change
+
+        return change(self.value, self.previous, self.unit)
 
 
 @dataclass
@@ -75,15 +79,16 @@ class Recorder:
     results_dir: str | os.PathLike | None = None
     status: str = "ok"
     reason: str = ""
+    verdict_text: str = ""
     headlines: list[Headline] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
 
     def headline(self, key: str, value, *, label: str, unit: str = "number", previous=None,
-                 year_ago=None, verdict: str = "", anchor: str = "") -> Headline:
+                 year_ago=None, verdict: str = "", anchor: str = "", period: str = "") -> Headline:
         if unit not in UNITS:
             raise ValueError(f"unit must be one of {UNITS}, not {unit!r}")
         h = Headline(key, label, _clean(value), unit, _clean(previous), _clean(year_ago),
-                     verdict, anchor)
+                     verdict, anchor, period)
         self.headlines = [x for x in self.headlines if x.key != key] + [h]
         self._write()
         return h
@@ -96,6 +101,12 @@ class Recorder:
         self._write()
         return a
 
+    def verdict(self, text: str) -> str:
+        """The report's one-line verdict for the front page (plain text, escaped there)."""
+        self.verdict_text = " ".join(str(text).split())
+        self._write()
+        return self.verdict_text
+
     def skip(self, reason: str) -> None:
         self.status, self.reason = "skipped", reason
         self._write()
@@ -103,7 +114,7 @@ class Recorder:
     def to_dict(self) -> dict:
         return {
             "report": self.report, "title": self.title, "status": self.status,
-            "reason": self.reason,
+            "reason": self.reason, "verdict": self.verdict_text,
             "headlines": [dict(asdict(h), change=_clean(h.change)) for h in self.headlines],
             "alerts": [asdict(a) for a in self.alerts],
         }

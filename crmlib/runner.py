@@ -127,6 +127,7 @@ class ReportResult:
     parameters: dict = field(default_factory=dict)
     headlines: list = field(default_factory=list)
     alerts: list = field(default_factory=list)
+    verdict: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -982,49 +983,34 @@ def library_versions() -> dict[str, str | None]:
     return versions
 
 
-def _fmt_value(value: Any, unit: str | None = None, currency: str | None = None) -> str:
-    """A headline value for the index page (pct values are fractions, as in
-    crmlib.narrative: 0.25 -> 25.0%)."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if unit == "pct":
-        return f"{value:.1%}"
-    if unit == "money":
-        return f"{value:,.0f} {currency or ''}".strip()
-    if unit == "count":
-        return f"{value:,.0f}"
-    if unit in ("days", "hours"):
-        return f"{value:,.1f} {unit}"
-    if unit == "score":
-        return f"{value:,.1f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:,.2f}" if abs(value) < 1000 else f"{value:,.0f}"
-
-
-def _fmt_change(change: Any) -> str:
-    if not isinstance(change, (int, float)) or isinstance(change, bool):
-        return ""
-    return f"{change:+.1%}"
-
-
 def build_index(manifest: Mapping) -> str:
-    """The pack's front page (index.html) from its manifest.
+    """The weekly summary (report 99): the pack's front page (index.html) from its manifest.
 
-    The seam for the weekly summary: everything shown comes from ``manifest`` (which
-    carries each report's recorded headlines and alerts); every value is HTML-escaped
-    by jinja2's autoescape.
+    Everything shown comes from ``manifest``, which carries each report's recorded
+    headlines, alerts and verdict; :mod:`crmlib.summary` formats them (changes of rates
+    in percentage points) and orders the alerts. Every value is HTML-escaped by jinja2's
+    autoescape.
     """
     import jinja2
 
+    from crmlib import summary
+
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
                              autoescape=True, undefined=jinja2.ChainableUndefined)
-    env.filters["fmt"] = _fmt_value
-    env.filters["change"] = _fmt_change
-    env.filters["urlquote"] = lambda value: quote(str(value), safe="/.-_~")
-    return env.get_template(INDEX_TEMPLATE).render(m=manifest)
+    env.filters["fmt"] = summary.format_value
+    env.filters["change"] = summary.format_change
+    env.filters["urlquote"] = lambda value: quote(str(value), safe="/.-_~#")
+    params = manifest.get("parameters") or {}
+    period = str(params.get("period") or "week")
+    reports = list(manifest.get("reports") or [])
+    currency = manifest.get("currency")
+    verdicts = {r["report"]: summary.report_verdict(r, currency=currency, period=period) for r in reports}
+    info_alerts = {r["report"]: [a for a in r.get("alerts") or [] if a.get("severity") not in summary.RAISED]
+                   for r in reports}
+    period_label = {"week": "This week", "month": "This month", "quarter": "This quarter"}.get(period, "This period")
+    return env.get_template(INDEX_TEMPLATE).render(
+        m=manifest, alerts=summary.front_page_alerts(reports), verdicts=verdicts, info_alerts=info_alerts,
+        period=period, period_label=period_label)
 
 
 # ----------------------------------------------------------------------------------
@@ -1351,7 +1337,8 @@ def _report_result(report: Report, raw: Mapping, params: Mapping, records_dir: P
         duration_s=float(timings.get("total_s", 0.0)), timings=timings,
         parameters=_jsonable(params),
         headlines=_resolve_anchors(record.get("headlines") or [], staging / html_name),
-        alerts=_resolve_anchors(record.get("alerts") or [], staging / html_name))
+        alerts=_resolve_anchors(record.get("alerts") or [], staging / html_name),
+        verdict=secret_values.mask(str(record.get("verdict") or "")))
 
 
 def _norm_anchor(text: str) -> str:

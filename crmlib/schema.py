@@ -88,6 +88,14 @@ class TableSpec:
         return [c.name for c in self.columns if c.kind == "timestamp" and not c.planned]
 
     @property
+    def dated_by(self) -> str | None:
+        """The timestamp that dates a row (when it happened): the first required event time,
+        else the first event time; None for tables without one."""
+        events = [c for c in self.columns if c.kind == "timestamp" and not c.planned]
+        required = [c for c in events if c.required]
+        return (required or events)[0].name if events else None
+
+    @property
     def pii_columns(self) -> list[str]:
         return [c.name for c in self.columns if c.pii]
 

@@ -111,3 +111,89 @@ def history_problems(findings: pd.DataFrame) -> pd.DataFrame:
     """Stage-history consistency findings (current stage missing, entries before creation)."""
     mask = findings["check"].isin(["history_missing_current_stage", "history_out_of_order"])
     return findings[mask].reset_index(drop=True)
+
+
+def _dates_of(tables: dict[str, pd.DataFrame]) -> pd.Series:
+    """The dating timestamp (TableSpec.dated_by) of every kept row of every dated table."""
+    from ..schema import spec
+
+    parts = []
+    for name, frame in tables.items():
+        try:
+            col = spec(name).dated_by
+        except Exception:  # a table outside the canonical schema
+            continue
+        if col is not None and col in frame.columns and len(frame):
+            parts.append(frame[col])
+    return pd.concat(parts, ignore_index=True) if parts else pd.Series(dtype="datetime64[us, UTC]")
+
+
+@metric(report="01", unit="score")
+def quality_as_it_stood(counts: pd.DataFrame, tables: dict[str, pd.DataFrame], quarantine: pd.DataFrame,
+                        findings: pd.DataFrame, *, before: pd.Timestamp, as_of: pd.Timestamp) -> float | None:
+    """The overall data-quality score of the export without the rows dated in [``before``, ``as_of``):
+    the export as it stood at ``before``, scored like ``quality_verdict`` (100 x (1 - (quarantined +
+    0.5 x flagged) / rows)). Undated rows and undated tables count at every date, so with
+    ``before = as_of`` this is the overall score exactly; None when no row is left."""
+    total = counts[counts["table"] == "all"].iloc[0]
+    kept = _dates_of(tables)
+    recent_kept = int(((kept >= before) & (kept < as_of)).sum())
+
+    def recent(frame: pd.DataFrame) -> pd.DataFrame:
+        if not len(frame):
+            return frame
+        return frame[(frame["dated_at"] >= before) & (frame["dated_at"] < as_of)]
+
+    recent_q = len(recent(quarantine))
+    recent_f = len(recent(findings).drop_duplicates(["table", "row"]))
+    all_f = int(total["flagged"])
+    n = int(total["input"]) - recent_kept - recent_q
+    q = int(total["quarantined"]) - recent_q
+    f = all_f - recent_f
+    return 100.0 * (1 - (q + 0.5 * f) / n) if n > 0 else None
+
+
+@metric(report="01", unit="table")
+def weekly_problem_share(tables: dict[str, pd.DataFrame], quarantine: pd.DataFrame,
+                         findings: pd.DataFrame, *, as_of: pd.Timestamp, weeks: int = 12,
+                         baseline_weeks: int = 8, alpha: float = 0.05) -> pd.DataFrame:
+    """Per ISO week: rows dated in it (kept + quarantined), rows with a problem (quarantined or
+    flagged), their share, and the one-sided binomial test of that share against the
+    ``baseline_weeks`` weeks before (crmlib.stats.spikes, Holm-corrected over the ``weeks``
+    tested). A week whose share is significantly above its baseline is a drop in data quality.
+    Rows whose date did not parse are undated and counted in no week."""
+    from ..stats.spikes import weekly_spikes
+
+    tz = getattr(as_of, "tz", None)
+    kept = _dates_of(tables)
+    bad = pd.concat([quarantine[["table", "row", "dated_at"]],
+                     findings[["table", "row", "dated_at"]]], ignore_index=True) \
+        .drop_duplicates(["table", "row"])
+    good_dates = kept[kept < as_of]
+    problem_dates = bad["dated_at"].dropna()
+    problem_dates = problem_dates[problem_dates < as_of]
+    quarantined_dates = quarantine["dated_at"].dropna()
+    quarantined_dates = quarantined_dates[quarantined_dates < as_of]
+
+    def week_of(s: pd.Series) -> pd.Series:
+        local = s.dt.tz_convert(tz) if tz is not None else s
+        return local.dt.tz_localize(None).dt.normalize() - pd.to_timedelta(local.dt.day_of_week, unit="D")
+
+    rows = pd.concat([week_of(good_dates), week_of(quarantined_dates)]).value_counts()
+    events = week_of(problem_dates).value_counts()
+    per_week = pd.DataFrame({"n": rows, "events": events}).fillna(0).astype("int64").sort_index()
+    end_local = (as_of.tz_convert(tz) if tz is not None else as_of).tz_localize(None) - pd.Timedelta(microseconds=1)
+    last = end_local.normalize() - pd.Timedelta(days=end_local.day_of_week)
+    first = last - pd.Timedelta(weeks=weeks - 1)
+    out = weekly_spikes(per_week, first=first, last=last, baseline_weeks=baseline_weeks, alpha=alpha)
+    out["quality_score"] = 100.0 * (1 - out["share"])
+    return out
+
+
+@metric(report="01", unit="table")
+def quality_drops(weekly: pd.DataFrame, *, alpha: float = 0.05, min_points: float = 2.0) -> pd.DataFrame:
+    """The weeks of ``weekly_problem_share`` whose problem share is significantly above their
+    baseline (corrected p < ``alpha``) and at least ``min_points`` percentage points higher:
+    significant and material."""
+    material = (weekly["share"] - weekly["baseline_share"]) * 100 >= min_points
+    return weekly[weekly["tested"] & (weekly["p_adjusted"] < alpha) & material].reset_index(drop=True)
