@@ -14,6 +14,9 @@ How a source is read is set by a mapping (``export.yaml`` in the folder, a mappi
 file, or defaults): encoding, delimiter, decimal and thousands separators, the date
 formats (tried in order; ISO 8601 is always accepted), the timezone of naive
 timestamps, column names (source -> canonical) and value maps (e.g. stage -> status).
+For vendor exports (the presets in crmlib/presets) a table may also come from several
+files, know the vendor columns it ignores, scale a unit, split a column by status
+(``derive ... when``) and turn wide "date entered" columns into rows (``unpivot``).
 
 Every pandas trap of reading exports is defended against here (see TRAPS.md): every
 column is read as text first (ids keep leading zeros, ``NA``/``None`` stay text), only
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import fnmatch
 import io
 import os
 import re
@@ -49,6 +53,7 @@ DEFAULT_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 DELIMITERS = (",", ";", "\t", "|")
 TOTAL_RE = re.compile(r"^\s*(grand\s+)?(total|totals|sum|subtotal)\b", re.I)
 CURRENCY_SIGNS = "$€£¥₽₹"
+ROW_COLUMN = "export_row"  # a database table's record order (see _in_export_order)
 
 
 # ---------------------------------------------------------------- mapping
@@ -56,13 +61,18 @@ CURRENCY_SIGNS = "$€£¥₽₹"
 class TableMapping:
     """How one canonical table is found and mapped in the source."""
 
-    file: str | None = None  # file name (or glob) in the folder, or table name in a database
+    # file name (or glob) in the folder, or table name in a database; a list of globs: every
+    # file any of them matches is read and the rows are appended (none matching: no table)
+    file: str | list[str] | None = None
     sheet: str | int | None = None  # Excel sheet
     columns: dict[str, str] = field(default_factory=dict)  # source column -> canonical column
     values: dict[str, dict[str, str]] = field(default_factory=dict)  # column -> {source: canonical}
-    derive: dict[str, dict[str, Any]] = field(default_factory=dict)  # column -> {from, map, default}
+    derive: dict[str, dict[str, Any]] = field(default_factory=dict)  # column -> {from, map, default, when}
     constants: dict[str, Any] = field(default_factory=dict)  # column -> value for every row
     options: dict[str, Any] = field(default_factory=dict)  # per-table read options
+    ignore: list[str] = field(default_factory=list)  # source columns known to have no canonical use
+    scale: dict[str, float] = field(default_factory=dict)  # canonical number column -> factor
+    unpivot: dict[str, Any] | None = None  # {columns: regex, name: column, value: column}
 
 
 READ_OPTIONS = ("encoding", "delimiter", "decimal", "thousands", "date_formats", "timezone",
@@ -99,7 +109,9 @@ class Mapping:
         data = dict(data or {})
         known = {"name", "timezone", "currency", "date_formats", "decimal", "thousands", "encoding",
                  "delimiter", "na_values", "header_row", "extracted_at", "as_of", "tables",
-                 "preset", "generator", "description"}
+                 "preset", "generator", "description",
+                 # large sources (crmlib.pushdown.source): engine, window of activity rows
+                 "pushdown", "pushdown_window_days", "pushdown_memory"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise CrmConfigError(f"{origin}: unknown setting(s) {', '.join(unknown)}; "
@@ -109,7 +121,8 @@ class Mapping:
             spec(tname)  # raises a clear error for an unknown table
             tdata = dict(tdata or {})
             opts = {k: tdata.pop(k) for k in list(tdata) if k in READ_OPTIONS}
-            allowed = {"file", "sheet", "columns", "values", "derive", "constants"}
+            allowed = {"file", "sheet", "columns", "values", "derive", "constants", "ignore", "scale",
+                       "unpivot"}
             bad = sorted(set(tdata) - allowed)
             if bad:
                 raise CrmConfigError(f"{origin}: tables.{tname}: unknown key(s) {', '.join(bad)}")
@@ -121,12 +134,16 @@ class Mapping:
                         f"column of {tname}; its columns are {', '.join(TABLES[tname].column_names)}")
             if "date_formats" in opts:
                 opts["date_formats"] = tuple(_as_list(opts["date_formats"]))
+            file = tdata.get("file")
             tables[tname] = TableMapping(
-                file=tdata.get("file"), sheet=tdata.get("sheet"), columns=columns,
+                file=[str(f) for f in file] if isinstance(file, list) else file,
+                sheet=tdata.get("sheet"), columns=columns,
                 values={k: {str(a): b for a, b in (v or {}).items()}
                         for k, v in (tdata.get("values") or {}).items()},
                 derive=dict(tdata.get("derive") or {}), constants=dict(tdata.get("constants") or {}),
-                options=opts)
+                options=opts, ignore=[str(c) for c in _as_list(tdata.get("ignore") or [])],
+                scale=_check_scale(tdata.get("scale"), tname, origin),
+                unpivot=_check_unpivot(tdata.get("unpivot"), tname, origin))
         m = cls(tables=tables, raw=data)
         for key in ("name", "timezone", "currency", "decimal", "thousands", "encoding", "delimiter",
                     "header_row"):
@@ -148,6 +165,41 @@ def _as_list(v) -> list:
     return list(v) if isinstance(v, (list, tuple)) else [v]
 
 
+def _check_scale(scale, table: str, origin: str) -> dict[str, float]:
+    """``scale: {column: factor}``: numbers of a canonical number column are multiplied by the
+    factor after parsing (e.g. 0.001 for milliseconds read into ``duration_s``)."""
+    out = {}
+    for col, factor in (scale or {}).items():
+        if col not in TABLES[table].of_kind("float", "int", "money"):
+            raise CrmConfigError(f"{origin}: tables.{table}.scale.{col}: scale applies to the number "
+                                 f"columns of {table}: {', '.join(TABLES[table].of_kind('float', 'int', 'money'))}")
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor == 0:
+            raise CrmConfigError(f"{origin}: tables.{table}.scale.{col}: give a non-zero number, "
+                                 f"not {factor!r}")
+        out[str(col)] = float(factor)
+    return out
+
+
+def _check_unpivot(spec_: dict | None, table: str, origin: str) -> dict | None:
+    """``unpivot: {columns: REGEX, name: COLUMN, value: COLUMN}``: every source column whose
+    header matches REGEX becomes rows (one per non-empty cell): ``name`` gets the regex's first
+    matching group (the whole header without groups), ``value`` the cell. HubSpot's
+    "Date entered <stage>" columns become stage history this way."""
+    if spec_ is None:
+        return None
+    where = f"{origin}: tables.{table}.unpivot"
+    if not isinstance(spec_, dict) or set(spec_) != {"columns", "name", "value"}:
+        raise CrmConfigError(f"{where}: give columns (a regular expression), name and value")
+    try:
+        re.compile(str(spec_["columns"]))
+    except re.error as e:
+        raise CrmConfigError(f"{where}.columns: not a regular expression ({e})") from None
+    for key in ("name", "value"):
+        if spec_[key] not in TABLES[table].column_names:
+            raise CrmConfigError(f"{where}.{key}: {spec_[key]!r} is not a column of {table}")
+    return {k: str(v) for k, v in spec_.items()}
+
+
 def read_mapping(path: str | os.PathLike) -> Mapping:
     """Read a mapping YAML file (or a preset name from crmlib/presets)."""
     p = Path(path)
@@ -163,15 +215,59 @@ def read_mapping(path: str | os.PathLike) -> Mapping:
         raise CrmConfigError(f"{p.name}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise CrmConfigError(f"{p.name}: expected a mapping of settings at the top level")
-    base = {}
     if data.get("preset"):
-        base = dict(read_mapping(data["preset"]).raw)
-        base_tables = dict(base.get("tables") or {})
-        base_tables.update(data.get("tables") or {})
-        base.update(data)
-        base["tables"] = base_tables
-        data = base
+        data = merge_mappings(read_mapping(data["preset"]).raw, data)
     return Mapping.from_dict(data, origin=p.name)
+
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+
+
+def preset_names() -> list[str]:
+    """The names of the bundled mapping presets (``crmlib/presets/<name>.yaml``), sorted."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def merge_mappings(base: dict, over: dict) -> dict:
+    """Mapping settings ``over`` laid on ``base``: top-level settings of ``over`` win; tables
+    are merged key by key, and their dictionaries (columns, values per column, derive,
+    constants, scale) entry by entry, so an export.yaml can change one stage name of a
+    preset without repeating the rest. Lists (file globs, ignore) are replaced."""
+    def deep(a, b):
+        if isinstance(a, dict) and isinstance(b, dict):
+            out = dict(a)
+            for k, v in b.items():
+                out[k] = deep(a[k], v) if k in a else v
+            return out
+        return b
+
+    merged = {**base, **{k: v for k, v in over.items() if k != "tables"}}
+    tables = dict(base.get("tables") or {})
+    for name, entry in (over.get("tables") or {}).items():
+        tables[name] = deep(tables.get(name) or {}, entry or {})
+    merged["tables"] = tables
+    return merged
+
+
+def preset_mapping(preset: str, source: str | os.PathLike | None = None) -> Mapping:
+    """The mapping for ``--preset NAME``: the preset, with the source folder's own export.yaml
+    (when there is one) laid over it, so the export can record its as_of or override a
+    stage name. An export.yaml naming a different preset is a configuration error."""
+    names = preset_names()
+    if preset not in names:
+        raise CrmConfigError(f"unknown preset {preset!r}; the presets are: {', '.join(names)}")
+    folder = Path(str(source)) if source is not None and not is_database_url(str(source)) else None
+    own = next((folder / n for n in ("export.yaml", "export.yml")
+                if folder is not None and folder.is_dir() and (folder / n).exists()), None)
+    if own is None:
+        return read_mapping(PRESETS_DIR / f"{preset}.yaml")
+    own_preset = read_mapping(own).raw.get("preset")
+    if own_preset not in (None, preset):
+        raise CrmConfigError(f"--preset {preset}: the source's {own.name} says preset: {own_preset}; "
+                             "give one preset (or remove the line from the export.yaml)")
+    data = read_mapping(own).raw if own_preset else merge_mappings(
+        read_mapping(PRESETS_DIR / f"{preset}.yaml").raw, read_mapping(own).raw)
+    return Mapping.from_dict(data, origin=f"{own.name} over preset {preset}")
 
 
 def export_mapping(source: str | os.PathLike, mapping: Mapping | str | os.PathLike | dict | None
@@ -223,6 +319,11 @@ def decode_bytes(data: bytes, *, name: str, encoding: str | None) -> str:
         enc = "utf-16"
     else:
         enc = encoding or "utf-8"
+    if b"\x00" in data and not enc.lower().replace("_", "-").startswith(("utf-16", "utf16")):
+        # UTF-16 without a byte-order mark: a NUL beside every ASCII letter
+        raise CrmDataError(f"{name}: NUL bytes between the characters: the file looks like UTF-16 "
+                           "without a byte-order mark; set `encoding: utf-16-le` (or utf-16-be) in "
+                           "export.yaml", source=name)
     try:
         return data.decode(enc)
     except UnicodeDecodeError as e:
@@ -258,9 +359,10 @@ def read_csv_text(text: str, *, name: str, delimiter: str | None, header_row: in
         raise CrmDataError(f"{name}: the file is empty (no header row); export the table again "
                            "or remove the file", source=name)
     if header_row is None:
+        # blank lines stay in as empty rows, so the index is the csv reader's record index
         header_row = _find_header_row([next(csv.reader([ln], delimiter=delimiter or
-                                                       _sniff_delimiter(ln)))
-                                       for ln in lines[:20] if ln.strip()], expected)
+                                                       _sniff_delimiter(ln))) if ln.strip() else []
+                                       for ln in lines[:20]], expected)
     header_line = lines[header_row] if header_row < len(lines) else ""
     delim = delimiter or _sniff_delimiter(header_line)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim, strict=False)
@@ -356,8 +458,9 @@ def read_excel_file(path: Path, *, sheet, header_row: int | None, expected: set[
     try:
         grid = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, header=None,
                              dtype=object)
-    except ValueError as e:
-        raise CrmDataError(f"{path.name}: cannot read the sheet ({e})", source=path.name) from None
+    except Exception as e:  # noqa: BLE001 - a damaged workbook raises zipfile, XML or key errors
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CrmDataError(f"{path.name}: cannot read the sheet ({detail})", source=path.name) from None
     cells = [[_excel_text(v) for v in row] for row in grid.itertuples(index=False)]
     if not cells:
         raise CrmDataError(f"{path.name}: the sheet is empty", source=path.name)
@@ -382,17 +485,28 @@ def is_database_url(source: str) -> bool:
 
 def resolve_url(source: str) -> str:
     """The database URL to connect to (``env:NAME`` read from the environment; password from
-    ``CRM_DB_PASSWORD``). Passwords written into the URL itself are refused."""
+    ``CRM_DB_PASSWORD`` when the URL has a user but no password). Passwords written into a
+    URL given directly are refused; a value that is not a URL is one clear error that never
+    quotes it (it may hold a password)."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     src = str(source)
-    if src.startswith("env:"):
+    from_env = src.startswith("env:")
+    if from_env:
         var = src[4:]
         if not os.environ.get(var):
             raise CrmConfigError(f"source {src}: environment variable {var} is not set")
-        return os.environ[var]
-    url = make_url(src)
+        src = os.environ[var].strip()
+    try:
+        url = make_url(src)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        where = f"the value of {var}" if from_env else "the source"
+        raise CrmConfigError(f"{where} is not a database URL; write it as "
+                             "dialect+driver://user@host:port/database") from None
     if url.password:
+        if from_env:
+            return src
         raise CrmConfigError("the source URL contains a password; put the URL in an environment "
                              "variable and pass --source env:NAME, or set CRM_DB_PASSWORD")
     if os.environ.get("CRM_DB_PASSWORD") and url.username:
@@ -416,6 +530,21 @@ def safe_source_label(source: str | os.PathLike) -> str:
 
 def _norm(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", str(name).strip().lower()).strip("_")
+
+
+def _find_files(folder: Path, table: str, tm: TableMapping | None) -> list[Path]:
+    """The files of a table: with a list of globs in the mapping, every data file any glob
+    matches (case-insensitively, in glob order; none: the table is absent), else the one
+    file :func:`_find_file` finds."""
+    if not (tm and isinstance(tm.file, list)):
+        path = _find_file(folder, table, tm)
+        return [path] if path is not None else []
+    names = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
+             and p.name.lower() not in META_FILES and _strip_suffix(p.name) is not None]
+    found: list[Path] = []
+    for pattern in tm.file:
+        found += [p for p in names if fnmatch.fnmatch(p.name.lower(), pattern.lower()) and p not in found]
+    return found
 
 
 def _find_file(folder: Path, table: str, tm: TableMapping | None) -> Path | None:
@@ -469,11 +598,16 @@ def read_source(source: str | os.PathLike, *, mapping: Mapping | str | dict | No
     files: list[Path] = []
     for table in wanted:
         tm = m.tables.get(table)
-        path = _find_file(folder, table, tm)
-        if path is None:
+        paths = _find_files(folder, table, tm)
+        if not paths:
             continue
-        files.append(path)
-        raw_tables[table] = _read_file(path, table, m)
+        try:
+            raw_tables[table] = _read_file(paths[0], table, m) if len(paths) == 1 else \
+                _read_files(paths, table, m)
+        except NoUnpivotColumns as exc:
+            notes.append(f"{table} left out: {exc}")
+            continue
+        files.extend(paths)
     used = {p.name for p in files}
     ignored = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in used
                      and p.name.lower() not in META_FILES and not p.name.startswith("."))
@@ -492,7 +626,12 @@ def _read_file(path: Path, table: str, m: Mapping) -> RawTable:
     notes: list[str] = []
     excel = False
     if low.endswith((".parquet", ".pq")):
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a damaged file
+            detail = (str(exc).splitlines() or [type(exc).__name__])[0].replace(str(path), path.name)
+            raise CrmDataError(f"{path.name}: cannot be read as Parquet ({detail}); export the table "
+                               "again", source=path.name) from None
         rows = np.arange(1, len(frame) + 1, dtype="int64")
         text = False
     elif low.endswith((".xlsx", ".xlsm", ".xls")):
@@ -500,19 +639,76 @@ def _read_file(path: Path, table: str, m: Mapping) -> RawTable:
                                              header_row=header_row, expected=expected)
         text, excel = True, True
     else:
-        data = path.read_bytes()
-        if low.endswith(".gz"):
-            import gzip
+        try:
+            data = path.read_bytes()
+            if low.endswith(".gz"):
+                import gzip
 
-            data = gzip.decompress(data)
+                data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:  # unreadable, or not (or half) a gzip file
+            raise CrmDataError(f"{path.name}: cannot be read ({getattr(exc, 'strerror', None) or exc}); "
+                               "export the table again", source=path.name) from None
         txt = decode_bytes(data, name=path.name, encoding=m.option(table, "encoding"))
         frame, rows, ragged, notes = read_csv_text(
             txt, name=path.name, delimiter=m.option(table, "delimiter"), header_row=header_row,
             expected=expected)
         text = True
     frame = frame.reset_index(drop=True)
+    if tm is not None and tm.unpivot:
+        frame, rows = unpivot_columns(frame, rows, tm.unpivot, name=path.name)
     frame, map_notes = map_columns(frame, table, tm, name=path.name)
     return RawTable(table, path.name, frame, rows, text, excel, ragged, notes + map_notes)
+
+
+def _read_files(paths: list[Path], table: str, m: Mapping) -> RawTable:
+    """One table from several files (e.g. Salesforce Task.csv and Event.csv as activities):
+    each file is read and mapped on its own, then the rows are appended in file order.
+    Row numbers stay those of each file; the source names every file."""
+    parts = [_read_file(p, table, m) for p in paths]
+    if len({(p.text, p.excel) for p in parts}) > 1:
+        raise CrmDataError(f"{' + '.join(p.name for p in paths)}: the files of {table} mix spreadsheets, "
+                           "text and typed (Parquet) files; export them in one format", table=table)
+    frame = pd.concat([p.frame for p in parts], ignore_index=True)
+    notes = [n for p in parts for n in p.notes]
+    notes.append(f"{table}: {len(parts)} files appended ("
+                 + ", ".join(f"{p.source} {len(p.frame)} rows" for p in parts)
+                 + "); row numbers are those of each file")
+    return RawTable(table, " + ".join(p.source for p in parts), frame,
+                    np.concatenate([p.rows for p in parts]).astype("int64"), parts[0].text,
+                    parts[0].excel, [r for p in parts for r in p.ragged], notes)
+
+
+class NoUnpivotColumns(CrmDataError):
+    """The file has none of the columns an ``unpivot`` rule reads (the table is left out)."""
+
+
+def unpivot_columns(frame: pd.DataFrame, rows: np.ndarray, rule: dict, *, name: str
+                    ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Wide columns to rows: each column whose header matches ``rule["columns"]`` gives one
+    row per non-empty cell, with the header's first matching regex group (or the whole
+    header) in column ``rule["name"]`` and the cell in ``rule["value"]``; the other columns
+    are repeated. Rows stay in source order, each keeping its source row number."""
+    pattern = re.compile(rule["columns"])
+    hits: dict[str, str] = {}
+    for col in frame.columns:
+        found = pattern.search(str(col))
+        if found:
+            hits[col] = next((g for g in found.groups() if g), None) or str(col)
+    if not hits:
+        raise NoUnpivotColumns(f"{name}: no column matches {rule['columns']!r}", source=name)
+    keep = [c for c in frame.columns if c not in hits and _norm(c) not in (rule["name"], rule["value"])]
+    parts = []
+    for col, label in hits.items():
+        cells = frame[col]
+        has = (cells.notna() & (cells.astype("str").str.strip() != "")).to_numpy()
+        part = frame.loc[has, keep].copy()
+        part.insert(0, rule["value"], cells[has])
+        part.insert(0, rule["name"], label)
+        part["__position"] = np.flatnonzero(has)
+        parts.append(part)
+    long = pd.concat(parts, ignore_index=True).sort_values("__position", kind="stable")
+    positions = long.pop("__position").to_numpy()
+    return long.reset_index(drop=True), np.asarray(rows)[positions].astype("int64")
 
 
 def _read_database(src: str, m: Mapping, wanted) -> RawExport:
@@ -533,8 +729,9 @@ def _read_database(src: str, m: Mapping, wanted) -> RawExport:
             raw_tables = {}
             for table in wanted:
                 tm = m.tables.get(table)
-                db_name = (tm.file if tm and tm.file else None) or next(
-                    (n for n in names if _norm(n) == table), None)
+                db_file = next((f for f in tm.file if f in names), None) \
+                    if tm and isinstance(tm.file, list) else (tm.file if tm else None)
+                db_name = db_file or next((n for n in names if _norm(n) == table), None)
                 if db_name is None:
                     continue
                 if db_name not in names:
@@ -542,10 +739,9 @@ def _read_database(src: str, m: Mapping, wanted) -> RawExport:
                                        "but the database has no such table", table=table)
                 q = sa.select(sa.text("*")).select_from(sa.table(db_name))
                 frame = pd.read_sql_query(q, conn)
+                frame, rows = _in_export_order(frame, name=db_name)
                 frame, notes = map_columns(frame, table, tm, name=db_name)
-                raw_tables[table] = RawTable(table, db_name, frame,
-                                             np.arange(1, len(frame) + 1, dtype="int64"),
-                                             text=False, notes=notes)
+                raw_tables[table] = RawTable(table, db_name, frame, rows, text=False, notes=notes)
     except sa.exc.SQLAlchemyError as e:
         msg = str(e.orig if getattr(e, "orig", None) else e).splitlines()[0]
         raise CrmDataError(f"{label}: cannot read the database ({msg})") from None
@@ -553,6 +749,26 @@ def _read_database(src: str, m: Mapping, wanted) -> RawExport:
         if "engine" in locals():
             engine.dispose()
     return RawExport(label, m, raw_tables, [], [])
+
+
+def _in_export_order(frame: pd.DataFrame, *, name: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """A database table's rows in a defined order, and the row number of each.
+
+    SQL returns rows in no defined order (PostgreSQL puts a new row wherever a page has
+    room), yet "the first of two duplicates is kept" needs one. A table with an
+    ``export_row`` column (:func:`crmlib.db.write_database` writes it: the record's row in
+    the export it came from) is read in that order and quotes those row numbers; any other
+    table is read as the database returns it and numbered from 1.
+    """
+    if ROW_COLUMN not in frame.columns:
+        return frame, np.arange(1, len(frame) + 1, dtype="int64")
+    rows = pd.to_numeric(frame[ROW_COLUMN], errors="coerce")
+    if rows.isna().any() or (rows != rows.round()).any():
+        raise CrmDataError(f"{name}: column {ROW_COLUMN} must hold the whole row number of every "
+                           "record; fill it or drop the column", source=name, column=ROW_COLUMN)
+    order = np.argsort(rows.to_numpy(), kind="stable")
+    frame = frame.drop(columns=ROW_COLUMN).iloc[order].reset_index(drop=True)
+    return frame, rows.to_numpy()[order].astype("int64")
 
 
 def map_columns(frame: pd.DataFrame, table: str, tm: TableMapping | None, *, name: str
@@ -567,9 +783,14 @@ def map_columns(frame: pd.DataFrame, table: str, tm: TableMapping | None, *, nam
     rename: dict[str, str] = {}
     explicit = {k: v for k, v in (tm.columns.items() if tm else [])}
     by_norm = {_norm(c): c for c in frame.columns}
+    fallbacks: dict[str, list] = {}  # canonical column -> further source columns filling its gaps
     for src_col, canon in explicit.items():
         hit = src_col if src_col in frame.columns else by_norm.get(_norm(src_col))
-        if hit is not None:
+        if hit is None or hit in rename or any(hit in f for f in fallbacks.values()):
+            continue
+        if canon in rename.values():  # two source columns for one field: the first non-empty wins
+            fallbacks.setdefault(canon, []).append(hit)
+        else:
             rename[hit] = canon
     taken = set(rename.values())
     for col in frame.columns:
@@ -579,13 +800,22 @@ def map_columns(frame: pd.DataFrame, table: str, tm: TableMapping | None, *, nam
         if n in t.column_names and n not in taken:
             rename[col] = n
             taken.add(n)
-    unused = [c for c in frame.columns if c not in rename]
+    filling = {c for cols in fallbacks.values() for c in cols}
+    unused = [c for c in frame.columns if c not in rename and c not in filling
+              and not is_ignored(c, tm.ignore if tm else [])]
     out = frame[list(rename)].rename(columns=rename)
-    if unused:
+    for canon, cols in fallbacks.items():
+        for col in cols:
+            gap = out[canon].isna() | (out[canon].astype("str").str.strip() == "")
+            out[canon] = out[canon].where(~gap, frame[col])
+    if unused and not (tm and tm.unpivot):  # an unpivoted file's other columns belong to another table
         notes.append(f"{name}: columns not used: {', '.join(map(str, unused[:12]))}"
                      + (" ..." if len(unused) > 12 else ""))
     for col, rule in (tm.derive.items() if tm else []):
         frm = rule.get("from")
+        if frm not in out.columns and not t.column(col).required:
+            notes.append(f"{name}: no {frm} column, so {col} is not derived from it")
+            continue
         if frm not in out.columns:
             raise CrmConfigError(f"mapping: tables.{table}.derive.{col} reads {frm!r}, which the "
                                  f"export ({name}) does not have")
@@ -595,6 +825,9 @@ def map_columns(frame: pd.DataFrame, table: str, tm: TableMapping | None, *, nam
         if default is not None:
             mapped = mapped.where(mapped.notna() | out[frm].isna(), default)
         out[col] = mapped.where(mapped.notna(), out[frm] if default is None else default)
+        if rule.get("when"):
+            out[col] = out[col].where(_rows_when(out, rule["when"], f"tables.{table}.derive.{col}.when",
+                                                 name), None)
     for col, vmap in (tm.values.items() if tm else []):
         if col in out.columns:
             vm = {str(k): v for k, v in vmap.items()}
@@ -609,6 +842,25 @@ def map_columns(frame: pd.DataFrame, table: str, tm: TableMapping | None, *, nam
             f"{', '.join(map(str, frame.columns[:15]))}); map it under tables.{table}.columns in "
             "export.yaml", table=table, column=col, source=name)
     return out, notes
+
+
+def is_ignored(column, patterns: list[str]) -> bool:
+    """Whether a source column is one the mapping knows has no canonical use: equal to an
+    ``ignore`` entry (ignoring case and punctuation) or matching it as a shell-style pattern
+    (``hs_date_exited_*``)."""
+    name = str(column)
+    return any(_norm(p) == _norm(name) or fnmatch.fnmatch(name.lower(), p.lower()) for p in patterns)
+
+
+def _rows_when(out: pd.DataFrame, when: dict, where: str, name: str) -> pd.Series:
+    """Rows whose columns hold one of the given values (``{status: [won, lost]}``); the
+    values compared are those after derivation (e.g. a status derived from the stage)."""
+    keep = pd.Series(True, index=out.index)
+    for col, wanted in dict(when).items():
+        if col not in out.columns:
+            raise CrmConfigError(f"mapping: {where} reads {col!r}, which the export ({name}) does not have")
+        keep &= out[col].astype("str").isin([str(v) for v in _as_list(wanted)])
+    return keep
 
 
 # ---------------------------------------------------------------- typing values
@@ -643,6 +895,9 @@ def coerce_table(raw: RawTable, m: Mapping, *, timezone: str
             s = _to_text(s, na_values)
         parser = PARSERS[col.kind]
         typed, bad = parser(s, col=col, raw=raw, m=m, timezone=timezone)
+        factor = m.tables[raw.table].scale.get(col.name) if raw.table in m.tables else None
+        if factor is not None:
+            typed = typed * factor if col.kind != "int" else (typed * factor).round().astype("Int64")
         out[col.name] = typed
         problems.extend(bad)
     return pd.DataFrame(out, index=raw.frame.index), problems
@@ -782,8 +1037,11 @@ def parse_timestamps(s: pd.Series, *, formats, source_tz: str, tz: str, excel: b
         if not todo.any():
             break
         part = txt[todo]
-        parsed = pd.to_datetime(part, format=fmt, errors="coerce", utc=False) \
-            if fmt != ISO else _parse_iso(part)
+        if fmt in EPOCH_FORMATS:
+            parsed = _parse_epoch(part, EPOCH_FORMATS[fmt])
+        else:
+            parsed = pd.to_datetime(part, format=fmt, errors="coerce", utc=False) \
+                if fmt != ISO else _parse_iso(part)
         ok = parsed.notna()
         if not ok.any():
             continue
@@ -797,6 +1055,22 @@ def parse_timestamps(s: pd.Series, *, formats, source_tz: str, tz: str, excel: b
             parsed = pd.to_datetime(days, unit="D", origin="1899-12-30").dt.round("s")
             result.loc[ok[ok].index] = _to_tz(parsed, source_tz, tz)
     return result
+
+
+#: date formats that are numbers: seconds or milliseconds since 1970-01-01 UTC (APIs such
+#: as HubSpot's write epoch milliseconds); only whole numbers of 9-11 (seconds) or 12-14
+#: (milliseconds) digits are read, so a stray number is never taken for a date
+EPOCH_FORMATS = {"epoch_s": ("s", 9, 11), "epoch_ms": ("ms", 12, 14)}
+
+
+def _parse_epoch(part: pd.Series, unit: tuple[str, int, int]) -> pd.Series:
+    """Epoch numbers as UTC timestamps; anything else NaT."""
+    name, lo, hi = unit
+    ok = part.str.fullmatch(rf"-?\d{{{lo},{hi}}}", na=False)
+    out = pd.Series(pd.NaT, index=part.index, dtype="datetime64[us, UTC]")
+    if ok.any():
+        out[ok] = pd.to_datetime(part[ok].astype("int64"), unit=name, utc=True)
+    return out
 
 
 def _parse_iso(part: pd.Series) -> pd.Series:
@@ -859,8 +1133,13 @@ def _parse_timestamp(s, *, col, raw, m, timezone, **_):
             f"the date formats {list(fmts)} (e.g. {str(first)[:40]!r} in row {row}); set "
             "`date_formats:` in export.yaml to the export's format",
             table=raw.table, column=col.name, source=raw.source, row=row)
-    return out, _bad(s, bad, col, "unparseable_date",
-                     f"{col.name} {{value}} matches none of the date formats")
+    # a local time that parses but does not exist (or exists twice) at a daylight-saving change
+    clock = bad & parse_timestamps(s.where(bad), formats=fmts, source_tz="UTC", tz="UTC",
+                                   excel=raw.excel).notna() if n_bad else bad
+    return out, (_bad(s, bad & ~clock, col, "unparseable_date",
+                      f"{col.name} {{value}} matches none of the date formats")
+                 + _bad(s, clock, col, "unparseable_date", f"{col.name} {{value}} does not exist or is "
+                        f"ambiguous in {source_tz} (daylight-saving change)"))
 
 
 PARSERS: dict[str, Callable] = {

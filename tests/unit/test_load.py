@@ -241,3 +241,116 @@ def test_password_in_url_is_refused_and_env_url_is_used(tmp_path, monkeypatch):
     monkeypatch.setenv("CRM_TEST_URL", f"sqlite:///{db}")
     data = open_data("env:CRM_TEST_URL", extracted_at=EXT)
     assert data.meta["source"] == "env:CRM_TEST_URL"
+
+
+# ---------------------------------------------------------------- mapping features for vendor presets
+def test_epoch_milliseconds_and_seconds_are_read_as_utc_and_short_numbers_are_not_dates():
+    from datetime import datetime, timezone
+
+    ms = int(datetime(2024, 1, 31, 14, 5, tzinfo=timezone.utc).timestamp()) * 1000
+    s = pd.Series([str(ms), str(ms // 1000), "1234567", ""], dtype="str")
+    out = parse_timestamps(s, formats=("epoch_ms", "epoch_s"), source_tz="Europe/Berlin", tz="UTC")
+    assert out.iloc[0] == out.iloc[1] == pd.Timestamp("2024-01-31 14:05", tz="UTC")
+    assert out.iloc[2:].isna().all()  # 7 digits: neither 9-11 (seconds) nor 12-14 (milliseconds)
+
+
+def test_derive_when_splits_one_column_by_status(write_export):
+    src = write_export({"deals.csv": "deal_id,stage,amount,created_at,close\n"
+                                     "1,Won,1,2024-01-01,2024-02-01\n2,Talking,1,2024-01-01,2024-03-01\n",
+                        "export.yaml": """
+tables:
+  deals:
+    columns: {close: closed_at}
+    derive:
+      status: {from: stage, map: {Won: won}, default: open}
+      expected_close_at: {from: closed_at, when: {status: open}}
+      closed_at: {from: closed_at, when: {status: [won, lost]}}
+"""})
+    d = deals(open_data(src, extracted_at=EXT))
+    assert d["closed_at"].iloc[0] == pd.Timestamp("2024-02-01", tz="UTC") and pd.isna(d["closed_at"].iloc[1])
+    assert pd.isna(d["expected_close_at"].iloc[0])
+    assert d["expected_close_at"].iloc[1] == pd.Timestamp("2024-03-01", tz="UTC")
+
+
+def test_derive_from_an_absent_optional_column_is_skipped_with_a_note(write_export):
+    src = write_export({"deals.csv": HEAD + "1,A,open,10,EUR,2024-01-02,,\n",
+                        "export.yaml": "tables:\n  deals:\n    derive:\n"
+                                       "      deal_type: {from: source, map: {x: y}}\n"})
+    data = open_data(src, extracted_at=EXT)
+    assert deals(data)["deal_type"].isna().all()
+    assert any("no source column, so deal_type is not derived" in n for n in data.meta["notes"])
+
+
+def test_a_list_of_file_globs_appends_every_match_and_keeps_each_files_rows(write_export):
+    src = write_export({
+        "deals.csv": HEAD + "1,A,open,10,EUR,2024-01-02,,\n",
+        "Task.csv": "Id,kind,created\nT1,call,2024-01-02\nT2,call,not a date\n",
+        "Event.csv": "Id,kind,created\nE1,meeting,2024-01-03\n",
+        "export.yaml": "tables:\n  activities:\n    file: [task.*, event.*, nothing*]\n"
+                       "    columns: {Id: activity_id, kind: type, created: created_at}\n"
+                       "  leads:\n    file: [lead.*]\n"})
+    data = open_data(src, extracted_at=EXT)
+    assert data.tables["activities"]["activity_id"].tolist() == ["T1", "E1"]
+    q = data.quarantine
+    assert q[["source", "row", "key"]].values.tolist() == [["Task.csv + Event.csv", 3, "T2"]]
+    assert "leads" not in data.tables  # no file matches: the table is absent, not an error
+
+
+def test_ignored_columns_are_not_reported_as_unused(write_export):
+    src = write_export({"deals.csv": "deal_id,status,amount,created_at,IsWon,hs_time_in_x,Mystery\n"
+                                     "1,open,1,2024-01-01,false,5,?\n",
+                        "export.yaml": "tables:\n  deals:\n    ignore: [ISWON, 'HS_time_in_*']\n"})
+    notes = open_data(src, extracted_at=EXT).meta["notes"]
+    assert "deals.csv: columns not used: Mystery" in notes
+
+
+def test_scale_multiplies_a_number_column_after_parsing(write_export):
+    src = write_export({"deals.csv": HEAD + "1,A,open,10,EUR,2024-01-02,,\n",
+                        "activities.csv": "activity_id,type,created_at,duration_s\nA1,call,2024-01-02,4500\n",
+                        "export.yaml": "tables:\n  activities:\n    scale: {duration_s: 0.001}\n"})
+    assert open_data(src, extracted_at=EXT).tables["activities"]["duration_s"].tolist() == [4.5]
+    bad = write_export({"deals.csv": HEAD, "export.yaml": "tables:\n  deals:\n    scale: {name: 2}\n"}, "bad")
+    with pytest.raises(CrmConfigError, match="scale applies to the number columns"):
+        open_data(bad, extracted_at=EXT)
+
+
+def test_unpivot_turns_date_entered_columns_into_stage_rows(write_export):
+    src = write_export({"deals.csv": (
+        'deal_id,status,amount,created_at,"Date entered ""Won (Sales)""",hs_date_entered_talk\n'
+        "1,won,1,2024-01-01,2024-01-09,2024-01-02\n2,open,1,2024-01-01,,2024-01-03\n"),
+        "export.yaml": """
+tables:
+  stage_history:
+    file: [deals.*]
+    unpivot: {columns: '^hs_date_entered_(.+)$|^Date entered "(.+?) \\(.*\\)"$', name: stage, value: entered_at}
+"""})
+    data = open_data(src, extracted_at=EXT)
+    h = data.tables["stage_history"]
+    assert sorted(zip(h["deal_id"], h["stage"], h["entered_at"].dt.day)) == [
+        ("1", "Won", 9), ("1", "talk", 2), ("2", "talk", 3)]
+    assert data.counts.set_index("table").loc["stage_history", "input"] == 3
+
+
+def test_two_source_columns_for_one_field_fill_each_others_gaps(write_export):
+    src = write_export({"deals.csv": HEAD + "1,A,open,10,EUR,2024-01-02,,\n",
+                        "activities.csv": "activity_id,type,created_at,endTime,completionDate\n"
+                                          "A1,meeting,2024-01-02,2024-01-03,\nA2,task,2024-01-02,,2024-01-04\n",
+                        "export.yaml": "tables:\n  activities:\n"
+                                       "    columns: {endTime: completed_at, completionDate: completed_at}\n"})
+    a = open_data(src, extracted_at=EXT).tables["activities"]
+    assert a["completed_at"].dt.day.tolist() == [3, 4]
+
+
+def test_export_yaml_merges_into_its_preset_entry_by_entry():
+    from crmlib.load import merge_mappings
+
+    base = {"timezone": "UTC", "tables": {"deals": {"columns": {"Id": "deal_id", "Amt": "amount"},
+                                                    "values": {"stage": {"a": "A", "b": "B"}}, "file": ["x.*"]}}}
+    over = {"timezone": "Europe/Paris", "tables": {"deals": {"values": {"stage": {"b": "Bee"}}, "file": ["y.*"]},
+                                                  "leads": {"file": "leads.csv"}}}
+    merged = merge_mappings(base, over)
+    assert merged["timezone"] == "Europe/Paris"
+    assert merged["tables"]["deals"] == {"columns": {"Id": "deal_id", "Amt": "amount"},
+                                         "values": {"stage": {"a": "A", "b": "Bee"}}, "file": ["y.*"]}
+    assert merged["tables"]["leads"] == {"file": "leads.csv"}
+    assert base["tables"]["deals"]["values"]["stage"]["b"] == "B"  # the preset itself is untouched
