@@ -40,6 +40,7 @@ import ast
 import contextlib
 import datetime as dt
 import difflib
+import hashlib
 import html
 import json
 import os
@@ -128,6 +129,7 @@ class ReportResult:
     headlines: list = field(default_factory=list)
     alerts: list = field(default_factory=list)
     verdict: str = ""
+    results_sha256: str | None = None  # see results_hash: equal runs give equal hashes
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -464,10 +466,23 @@ def load_config(config: str | os.PathLike | Mapping | None) -> RunConfig:
             if key in RUNNER_PARAMETERS:
                 raise CrmConfigError(f"{where}: reports.{name}.params.{key} is set by the runner")
     _refuse_secrets_in(params, where)
+    _check_common_values(params, where)
     for name, entry in checked_reports.items():
         _refuse_secrets_in(entry["params"], f"{where} (reports.{name})")
+        _check_common_values(entry["params"], f"{where} (reports.{name})")
     return RunConfig(params=params, reports=checked_reports, mapping=mapping,
                      path=None if isinstance(config, Mapping) else str(config))
+
+
+def _check_common_values(params: Mapping, where: str) -> None:
+    """Refuse a reporting currency or a period every report would fail on (before any runs)."""
+    currency = params.get("currency")
+    if currency is not None and not (isinstance(currency, str) and re.fullmatch(r"[A-Z]{3}", currency)):
+        raise CrmConfigError(f"{where}: params.currency {currency!r} is not a three-letter ISO "
+                             "currency code such as EUR or USD")
+    period = params.get("period")
+    if period is not None and period not in ("week", "month", "quarter"):
+        raise CrmConfigError(f"{where}: params.period {period!r} must be week, month or quarter")
 
 
 def declared_parameters(report: Report) -> dict[str, dict]:
@@ -541,7 +556,7 @@ SnapshotBuilder = Callable[..., Mapping]
 
 
 def build_snapshot(source: str, snapshot_dir: Path, *, timezone: str = "UTC",
-                   mapping: str | None = None, mask_pii: bool = False) -> dict:
+                   mapping: Any = None, mask_pii: bool = False) -> dict:
     """Load and audit the source once and save the audited snapshot as Parquet.
 
     Returns ``{"fingerprint": str, "meta": dict}``. The default ``prepare_snapshot`` of
@@ -789,7 +804,11 @@ def _worker_main(conn, env: Mapping[str, str], parent_pid: int) -> None:
     Ignores Ctrl-C (the runner decides); SIGTERM unwinds the current execution so the
     kernel is shut down. Exits by itself when the runner disappears.
     """
-    os.environ.update(env)
+    os.environ.update({k: v for k, v in env.items() if k != DROP_ENV})
+    # the reports read the run's snapshot, never the database: credentials stay out of the
+    # kernels' environment (a notebook cell printing os.environ cannot leak them)
+    for name in env.get(DROP_ENV, "").split(","):
+        os.environ.pop(name, None)
     # Ctrl-C reaches the whole process group: the runner decides, the worker waits for
     # SIGTERM. (A handler, not SIG_IGN: SIG_IGN would be inherited by the kernel.)
     signal.signal(signal.SIGINT, lambda signum, frame: None)
@@ -941,8 +960,17 @@ class _WorkerPool:
         self.workers = []
 
 
-def _kernel_env() -> dict[str, str]:
-    """Environment for the workers and their kernels (inherited by the kernel)."""
+#: Environment variables the workers remove: credentials the reports never need.
+SECRET_ENV = ("CRM_DB_URL", "CRM_DB_PASSWORD", "CRM_SMTP_PASSWORD", "CRM_SMTP_USER", "PGPASSWORD")
+DROP_ENV = "_CRM_DROP_ENV"
+
+
+def _kernel_env(source: Any = None) -> dict[str, str]:
+    """Environment for the workers and their kernels (inherited by the kernel); the
+    credential variables (SECRET_ENV, and NAME of an ``env:NAME`` source) are removed."""
+    drop = list(SECRET_ENV)
+    if isinstance(source, str) and source.startswith("env:"):
+        drop.append(source[4:].strip())
     python_path = os.environ.get("PYTHONPATH", "")
     parts = [str(PROJECT_ROOT)] + [p for p in python_path.split(os.pathsep) if p]
     jupyter_path = os.environ.get("JUPYTER_PATH", "")
@@ -959,6 +987,7 @@ def _kernel_env() -> dict[str, str]:
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
         "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS", "1"),
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        DROP_ENV: ",".join(drop),
     }
 
 
@@ -1119,8 +1148,13 @@ def run_pack(
     on_report_done: Callable[[ReportResult, int, int], None] | None = None,
     kernel_name: str = KERNEL_NAME,
     today: dt.date | None = None,
+    preset: str | None = None,
 ) -> RunResult:
     """Run the report pack into ``<out>/<as_of>/`` and return its manifest.
+
+    ``preset`` names a mapping preset (``crmlib/presets/<name>.yaml``, e.g. "salesforce")
+    to read the source with; the source folder's own export.yaml is laid over it
+    (:func:`crmlib.load.preset_mapping`). It replaces the config's ``mapping:``.
 
     Raises :class:`~crmlib.errors.CrmError` (exit 2) for bad input or configuration,
     before any notebook runs. A failing report does not raise: it is marked "failed" in
@@ -1148,6 +1182,14 @@ def run_pack(
                     raise CrmConfigError(f"--timeout {timeout}: give seconds per cell (0: no limit)")
                 timeout = float(timeout) if timeout else None
                 run_config = load_config(config)
+                mapping = run_config.mapping
+                if preset is not None:
+                    from crmlib.load import preset_mapping
+
+                    if mapping is not None:
+                        raise CrmConfigError(f"--preset {preset} and the config's mapping: {mapping} both "
+                                             "say how to read the source; keep one")
+                    mapping = preset_mapping(preset, load_source)
                 folder = Path(notebooks_dir).resolve() if notebooks_dir is not None else NOTEBOOKS_DIR
                 reports = list_reports(folder)
                 if not reports:
@@ -1161,7 +1203,7 @@ def run_pack(
 
                 # the workers import papermill and nbconvert while parameters are checked
                 # and the data loads; on a configuration error they are stopped again
-                pool = _WorkerPool(jobs, _kernel_env())
+                pool = _WorkerPool(jobs, _kernel_env(source))
                 pool.start(len(selected))
 
                 as_of = resolve_as_of(as_of, load_source, today=today)
@@ -1201,7 +1243,7 @@ def run_pack(
             try:
                 snap = prepare(load_source, snapshot_dir,
                                timezone=global_params.get("timezone", "UTC"),
-                               mapping=run_config.mapping,
+                               mapping=mapping,
                                mask_pii=bool(global_params.get("mask_pii", False)))
             except CrmError as exc:
                 exc.args = (secret_values.mask(str(exc)),)
@@ -1260,6 +1302,7 @@ def run_pack(
                 "parameters": _jsonable({**common, **run_config.params}),
                 "currency": run_config.params.get("currency") or meta.get("currency"),
                 "data": {"fingerprint": snap.get("fingerprint"), "meta": meta},
+                "results_sha256": run_results_hash({r.report: r.results_sha256 for r in ordered}),
                 "versions": library_versions(),
                 "timings": {"snapshot_s": snapshot_s, "reports_s": reports_s,
                             "total_s": round(time.perf_counter() - t0, 3)},
@@ -1278,6 +1321,8 @@ def run_pack(
             _swap_into_place(staging, target)
             aborted = False
             staging = None
+        except OSError as exc:  # a full disk, a read-only or vanished output folder, ...
+            raise CrmError(secret_values.mask(_output_error(exc, out))) from None
         finally:
             with _signals_blocked():  # a second Ctrl-C must not cut the cleanup short
                 if pool is not None:
@@ -1285,6 +1330,14 @@ def run_pack(
                 if staging is not None:
                     shutil.rmtree(staging, ignore_errors=True)
     return RunResult(manifest=manifest, pack_dir=target, index_path=target / "index.html")
+
+
+def _output_error(exc: OSError, out: str | os.PathLike) -> str:
+    """One line for an I/O failure during a run (the staging folder is removed afterwards)."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    return (f"cannot write the pack into {out}: {exc.strerror or exc}{where}; no pack was written "
+            "and an earlier pack there is unchanged: free some space, check the folder's "
+            "permissions or pass another --out")
 
 
 def _scrub_secrets(folder: Path, secret_values: _Secrets) -> None:
@@ -1306,6 +1359,34 @@ def _scrub_secrets(folder: Path, secret_values: _Secrets) -> None:
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
+
+
+#: Keys of a report's record that may differ between two runs on the same data.
+VOLATILE_RECORD_KEYS = frozenset({"timings", "duration_s", "started_at", "finished_at", "path",
+                                  "snapshot", "results_dir"})
+
+
+def results_hash(status: str, record: Mapping | None) -> str:
+    """sha256 of what a report concluded: its status and its record (headline numbers,
+    alerts, verdict) as canonical JSON (sorted keys, no spaces, UTF-8), without timings
+    and paths. Two runs on the same data and as_of give the same hash."""
+
+    def stable(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {str(k): stable(v) for k, v in value.items() if k not in VOLATILE_RECORD_KEYS}
+        if isinstance(value, (list, tuple)):
+            return [stable(v) for v in value]
+        return value
+
+    text = json.dumps({"status": status, "record": stable(record or {})}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def run_results_hash(hashes: Mapping[str, str | None]) -> str:
+    """sha256 of every report's results hash, by report name: one hash for the whole run."""
+    text = json.dumps(dict(sorted(hashes.items())), separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _report_result(report: Report, raw: Mapping, params: Mapping, records_dir: Path,
@@ -1338,7 +1419,8 @@ def _report_result(report: Report, raw: Mapping, params: Mapping, records_dir: P
         parameters=_jsonable(params),
         headlines=_resolve_anchors(record.get("headlines") or [], staging / html_name),
         alerts=_resolve_anchors(record.get("alerts") or [], staging / html_name),
-        verdict=secret_values.mask(str(record.get("verdict") or "")))
+        verdict=secret_values.mask(str(record.get("verdict") or "")),
+        results_sha256=results_hash(status, record))
 
 
 def _norm_anchor(text: str) -> str:

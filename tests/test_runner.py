@@ -405,3 +405,14 @@ def test_a_password_that_leaked_into_a_file_of_the_pack_is_scrubbed(tmp_path, mo
     runner._scrub_secrets(tmp_path, secrets_)
     assert SECRET not in log.read_text() and "***" in log.read_text()
     assert SECRET not in secrets_.mask(f"error: {os.environ['CRM_DB_URL']}")
+
+
+def test_credentials_in_the_environment_never_reach_the_report_kernels(tmp_path, monkeypatch):
+    """The reports read the snapshot, not the database: the runner's workers drop the
+    credential variables before starting kernels, so no cell can print them."""
+    for name in ("CRM_DB_URL", "CRM_SMTP_PASSWORD", "PGPASSWORD"):
+        monkeypatch.setenv(name, f"{name}-{SECRET}")
+    result = run(tmp_path / "out", only="01", with_code=True)
+    page = (result.pack_dir / result.reports[0]["code_html"]).read_text(encoding="utf-8")
+    assert "credential variables seen: []" in page and SECRET not in page
+    assert "MY_DB" in runner._kernel_env("env:MY_DB")[runner.DROP_ENV].split(",")
