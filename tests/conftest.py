@@ -8,6 +8,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 
 
+@pytest.fixture(scope="session")
+def sample_pack(tmp_path_factory):
+    """The whole pack on the bundled sample (with the code views), built once per session
+    and shared by tests/test_pack.py and tests/browser: tests read it, never change it."""
+    from crmlib import runner
+
+    return runner.run_pack(source=SAMPLE, out=tmp_path_factory.mktemp("out"), jobs=2, with_code=True)
+
+
 @pytest.fixture
 def write_export(tmp_path):
     """Write files into a fresh export folder: write_export({"deals.csv": "..."}) -> folder."""

@@ -20,9 +20,7 @@ IMG = "<img src=x onerror=alert(2)>"
 MDLINK = "[click me](javascript:alert(3))"
 
 
-@pytest.fixture(scope="module")
-def sample_pack(tmp_path_factory):
-    return runner.run_pack(source=SAMPLE, out=tmp_path_factory.mktemp("out"), jobs=2, with_code=True)
+# sample_pack: tests/conftest.py (one build per session, shared with tests/browser)
 
 
 def test_the_sample_pack_runs_every_report_ok(sample_pack):
