@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 OUT    ?= reports_out
 PYTEST_ARGS ?=
 
-.PHONY: reports test lab sample bench clean-venv
+.PHONY: install reports test lab sample bench clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
+
+install: $(STAMP)
 
 reports: $(STAMP)
 	$(BIN)/crm-reports run --source data/sample --out $(OUT)

@@ -1,10 +1,12 @@
 """The ``crm-reports`` command: parses, calls crmlib, sets the exit code.
 
     crm-reports run     [--only 02,03] [--as-of YYYY-MM-DD] [--source DIR|env:NAME] [--out DIR]
-                        [--jobs N] [--config FILE] [--with-code] [--timeout S]
+                        [--jobs N] [--preset NAME] [--config FILE] [--with-code] [--timeout S] [--pdf]
+                        [--mail-to ADDR [--resend]]
     crm-reports list    the reports: number, name, title
-    crm-reports sample  [--size N|default|small] [--seed S] [--out DIR]
-    crm-reports audit   [--source DIR|env:NAME]
+    crm-reports sample  [--size N|default|small|large|huge] [--seed S] [--out DIR]
+    crm-reports audit   [--source DIR|env:NAME] [--preset NAME | --mapping FILE]
+    crm-reports inspect DIR   suggest a preset or a starter mapping for an export folder
 
 Exit codes: 0 all reports ok or skipped, 1 some report failed, 2 bad input or
 configuration (one line on stderr, never a traceback), 130/143 interrupted (nothing
@@ -58,6 +60,11 @@ def _print_report_done(console, result: runner.ReportResult, done: int, total: i
 
 def cmd_run(args: argparse.Namespace) -> int:
     console = _console()
+    if getattr(args, "mail_to", None):  # settings are checked before an hour of reports, not after
+        from crmlib.mail import SmtpSettings, parse_recipients
+
+        args.mail_to = parse_recipients(args.mail_to)
+        SmtpSettings.from_env()
 
     def on_start(info: dict) -> None:
         console.print(f"Running {len(info['reports'])} report(s) as of {info['as_of']} "
@@ -66,13 +73,64 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = runner.run_pack(
         source=args.source, out=args.out, as_of=args.as_of, only=args.only, jobs=args.jobs,
         config=args.config, with_code=args.with_code, timeout=args.timeout,
-        notebooks_dir=args.notebooks, on_start=on_start,
+        notebooks_dir=args.notebooks, on_start=on_start, preset=args.preset,
         on_report_done=lambda r, done, total: _print_report_done(console, r, done, total))
     counts, timings = result.manifest["counts"], result.manifest["timings"]
     console.print(f"{counts['ok']} ok, {counts['skipped']} skipped, {counts['failed']} failed "
                   f"in {timings['total_s']:.1f} s", markup=False)
     print(result.index_path, flush=True)
-    return result.exit_code
+    code = result.exit_code
+    mail_to = getattr(args, "mail_to", None)
+    pdf_code = None
+    if getattr(args, "pdf", False) or mail_to:  # the mail carries the PDF
+        pdf_code = _write_pdf(result, console)
+        code = max(code, pdf_code)
+    if mail_to:
+        code = max(code, _send_mail(result, console, mail_to, resend=args.resend,
+                                    with_pdf=pdf_code == 0))
+    return code
+
+
+def _send_mail(result: runner.RunResult, console, recipients, *, resend: bool, with_pdf: bool) -> int:
+    """Mail the front page (PDF attached when it was written); 0 sent or sent before, 1 failed."""
+    from crmlib.mail import MailError, send_summary
+
+    pdf = result.pack_dir / "pack.pdf"
+    note = "" if with_pdf and pdf.exists() else "The PDF of the pack could not be made; see the pack itself."
+    try:
+        sent = send_summary(result.pack_dir, recipients, pdf=pdf if not note else None, resend=resend,
+                            note=note)
+    except MailError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    if sent["sent"]:
+        console.print(f"Mailed the summary to {', '.join(sent['to'])}", markup=False)
+    else:
+        console.print(f"Not mailed: the summary of {result.manifest['as_of']} went to "
+                      f"{', '.join(sent['to'])} at {sent.get('sent_at')} already (--resend sends it again)",
+                      markup=False)
+    return 0
+
+
+def _write_pdf(result: runner.RunResult, console) -> int:
+    """Print the written pack into OUT/AS_OF/pack.pdf; 0 when done, 1 (one line) when not.
+
+    A missing browser is installed with the project's script; whatever goes wrong, the
+    pack stays as it was written.
+    """
+    from crmlib.browser import BrowserError, write_pack_pdf
+
+    try:
+        pdf = write_pack_pdf(result.pack_dir, install=True)
+    except BrowserError as exc:
+        print(f"{PROG}: error: no PDF written (the pack is in {result.pack_dir}): {exc}",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no PDF written (the pack is in {result.pack_dir})", file=sys.stderr)
+        return 130
+    console.print(f"PDF: {pdf.path} ({pdf.pages} pages)", markup=False)
+    return 0
 
 
 def _only_tokens(values: Sequence[Sequence[str]] | None) -> list[str] | None:
@@ -99,12 +157,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _size(value: str):
     if value.isdigit():
         return int(value)
-    if value in ("default", "small"):
+    if value in ("default", "small", "large", "huge"):
         return value
-    raise argparse.ArgumentTypeError(f"--size {value!r}: give a number of deals, 'default' or 'small'")
+    raise argparse.ArgumentTypeError(f"--size {value!r}: give a number of deals, 'default', 'small', "
+                                     "'large' or 'huge'")
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    if args.size in ("large", "huge"):  # Parquet written in blocks (crmlib.sample_large)
+        from crmlib.sample_large import write_large
+
+        rows = write_large(args.out, size=args.size, **({"seed": args.seed} if args.seed is not None else {}))
+        print(f"{args.size} sample written to {args.out}: " + ", ".join(f"{n:,} {t}" for t, n in rows.items()
+                                                                     if t in ("deals", "activities", "orders")))
+        return 0
     from crmlib.sample import write_sample
 
     kwargs = {"size": args.size}
@@ -132,7 +198,14 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from crmlib.data import open_data
 
     load_source, shown_source = runner.resolve_source(args.source)
-    data = open_data(load_source, timezone=args.timezone, mapping=args.mapping)
+    mapping = args.mapping
+    if args.preset:
+        from crmlib.load import preset_mapping
+
+        if mapping:
+            raise CrmConfigError(f"--preset {args.preset} and --mapping {mapping}: give one of them")
+        mapping = preset_mapping(args.preset, load_source)
+    data = open_data(load_source, timezone=args.timezone, mapping=mapping)
     console = Console(highlight=False, soft_wrap=True)
     console.print(f"Audit of {shown_source}", markup=False)
 
@@ -181,13 +254,20 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from crmlib.inspect import inspect_folder, print_inspection
+
+    print_inspection(inspect_folder(args.folder))
+    return 0
+
+
 # ----------------------------------------------------------------------------------
 # parser and entry point
 # ----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Run the CRM report pack and its helpers.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,list,sample,audit}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{run,list,sample,audit,inspect}")
 
     run = sub.add_parser("run", help="run the report pack",
                          description="Execute the report notebooks and write HTML, index.html and "
@@ -204,10 +284,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=runner.DEFAULT_OUT,
                      help="folder for the packs (default: reports_out); the pack goes to OUT/AS_OF")
     run.add_argument("--jobs", type=int, default=1, metavar="N", help="reports run in parallel (default 1)")
+    run.add_argument("--preset", default=None, metavar="NAME",
+                     help="read the source as this CRM's export: salesforce, hubspot or pipedrive "
+                          "(the source folder's export.yaml, if any, is laid over it)")
     run.add_argument("--config", metavar="FILE",
                      help="YAML: {params: {...}, reports: {NN_name: {params: {...}}}, mapping: FILE}")
     run.add_argument("--with-code", dest="with_code", action="store_true",
                      help="also write NN_name.code.html, the analyst view with the code")
+    run.add_argument("--pdf", action="store_true",
+                     help="also print index.html and every report page into OUT/AS_OF/pack.pdf "
+                          "(headless Chromium; installed with scripts/install_chromium.sh when missing)")
+    run.add_argument("--mail-to", dest="mail_to", action="append", metavar="ADDR",
+                     help="mail the front page (HTML body, the PDF attached) to ADDR (repeatable or comma "
+                          "separated); SMTP settings from CRM_SMTP_HOST, CRM_SMTP_PORT, CRM_SMTP_USER, "
+                          "CRM_SMTP_PASSWORD, CRM_SMTP_FROM; a week already mailed is not mailed again")
+    run.add_argument("--resend", action="store_true",
+                     help="with --mail-to: send even if this week's summary was sent to them before")
     run.add_argument("--timeout", type=float, default=runner.DEFAULT_TIMEOUT_S, metavar="S",
                      help=f"seconds allowed per cell (default {runner.DEFAULT_TIMEOUT_S:g}; 0: no limit)")
     run.add_argument("--notebooks", metavar="DIR", default=None,
@@ -220,8 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("sample", help="regenerate the sample data",
                             description="Write a synthetic CRM export with planted truth.")
-    sample.add_argument("--size", type=_size, default="default", metavar="N|default|small",
-                        help="number of deals, or 'default' / 'small'")
+    sample.add_argument("--size", type=_size, default="default", metavar="N|default|small|large|huge",
+                        help="number of deals, or 'default' / 'small'; 'large' (1M deals, 10M activities, "
+                             "2M orders as Parquet) or 'huge' (ten times that)")
     sample.add_argument("--seed", type=int, default=None, help="random seed")
     sample.add_argument("--out", default="data/sample", help="folder to write (default data/sample)")
     sample.set_defaults(func=cmd_sample)
@@ -231,8 +324,18 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--source", default=None,
                        help="export folder or env:NAME (default: the bundled data/sample)")
     audit.add_argument("--mapping", default=None, help="mapping preset name or mapping file")
+    audit.add_argument("--preset", default=None, metavar="NAME",
+                       help="read the source as this CRM's export: salesforce, hubspot or pipedrive "
+                            "(the folder's export.yaml, if any, is laid over it)")
     audit.add_argument("--timezone", default="UTC", help="timezone timestamps are converted to")
     audit.set_defaults(func=cmd_audit)
+
+    inspect = sub.add_parser("inspect", help="suggest a preset or a mapping for an export folder",
+                             description="Read the headers (and a few rows) of every file in DIR, "
+                                         "suggest the preset that recognises them best (or a starter "
+                                         "export.yaml) and list the columns no mapping uses.")
+    inspect.add_argument("folder", metavar="DIR", help="the export folder")
+    inspect.set_defaults(func=cmd_inspect)
     return parser
 
 
