@@ -2114,12 +2114,20 @@ def describe_backtest(backtest, comparison: dict, *, freq: str = "month") -> str
         text += (f" Only {esc(count(backtest.origins, 'origin'))} fit in the history (at least "
                  f"{esc(count(backtest.min_origins))} were asked for), so this comparison is weak evidence.")
     cov = s[s["method"] == "model"]
+    shown = False
     for lv in (80, 95):
         col = f"coverage_{lv}"
         if col in cov.columns and cov[col].notna().any():
             covered = (cov[col] * cov["n"]).sum() / cov["n"].sum()
             text += (f" The {lv}% intervals held the actual value in {esc(pct(covered))} of the backtest "
                      f"forecasts.")
+            shown = True
+    if shown:
+        e = backtest.errors[backtest.errors["method"] == "model"]
+        periods = int((e["origin"] + e["horizon"]).nunique())
+        half = 1.96 * math.sqrt(0.8 * 0.2 / periods) if periods else math.nan
+        text += (f" Those forecasts cover only {esc(count(periods, 'distinct ' + unit))}, so a coverage share "
+                 f"is known to about ±{esc(_num(half * 100, 0))} points (95%) for the 80% intervals.")
     return text + (" MASE below 1 means errors smaller than the seasonal naive forecast's typical "
                    "error in the training data; MAPE is the mean error as a share of the actual value.")
 
@@ -2339,11 +2347,14 @@ def describe_win_test(win) -> str:
     return text
 
 
-def describe_calibration_check(table: pd.DataFrame, *, min_deals: int = 100, tolerance: float = 0.03) -> str:
+def describe_calibration_check(table: pd.DataFrame, *, min_deals: int = 100, tolerance: float = 0.03,
+                               evaluation=None) -> str:
     """Markdown on calibration by decile: the largest gap between predicted and observed win rates, how many deciles of at least ``min_deals`` deals are within ``tolerance``, and how much of the gap chance explains.
 
     When no decile holds ``min_deals`` deals it says the check cannot be made on this
-    export instead of reporting an empty count.
+    export instead of reporting an empty count. With ``evaluation`` (a
+    ``stats.winprob.Evaluation``) it adds the calibration slope over all held-out rows and
+    whether it shows over- or underconfident probabilities.
     """
     if table is None or len(table) == 0:
         return "There are no held-out deals to check the calibration on."
@@ -2368,6 +2379,17 @@ def describe_calibration_check(table: pd.DataFrame, *, min_deals: int = 100, tol
              f"points (95%), ")
     text += ("and every group's interval holds its predicted rate." if outside == 0 else
              f"and {esc(count(outside, 'group'))} {'lies' if outside == 1 else 'lie'} outside it.")
+    slope = getattr(evaluation, "slope", math.nan)
+    if not _missing(slope):
+        lo, hi = slope - 1.96 * evaluation.slope_se, slope + 1.96 * evaluation.slope_se
+        verdict = ("the probabilities are too extreme, the mark of an overfitted model" if hi < 1 else
+                   "the probabilities are too timid" if lo > 1 else
+                   "no sign that the probabilities are too extreme or too timid")
+        predicted = float((table["predicted"] * table["rows"]).sum() / table["rows"].sum())
+        observed = float((table["observed"] * table["rows"]).sum() / table["rows"].sum())
+        text += (f" Over all held-out snapshots the calibration slope is {esc(_num(slope))} (95% CI "
+                 f"{esc(_num(lo))} to {esc(_num(hi))}; 1 is ideal): {esc(verdict)}. On average "
+                 f"{esc(pct(predicted))} was predicted and {esc(pct(observed))} won.")
     return text
 
 

@@ -59,7 +59,7 @@ from ..periods import ensure_instant
 
 __all__ = [
     "FEATURES", "deal_features", "snapshot_frame", "WinModel", "fit_win_model", "Evaluation",
-    "evaluate", "auc", "calibration_table", "WinProbability", "win_probability_model",
+    "evaluate", "auc", "calibration_table", "calibration_slope", "WinProbability", "win_probability_model",
     "score_open_deals", "PipelineSimulation", "simulate_pipeline",
 ]
 
@@ -173,7 +173,12 @@ def _with_owner_history(rows: pd.DataFrame, d: pd.DataFrame, prior_deals: float)
 
 
 def _with_activities(rows: pd.DataFrame, activities: pd.DataFrame | None) -> pd.DataFrame:
-    if activities is None or activities.empty or "deal_id" not in activities.columns:
+    from ..pushdown.info import pushdown_info
+
+    info = pushdown_info(activities)
+    before_window = info is not None and info.rows_from is not None and len(rows) \
+        and rows["snapshot"].min() < info.rows_from  # a large source loads recent activities only
+    if activities is None or activities.empty or "deal_id" not in activities.columns or before_window:
         rows["log_calls_emails"] = np.nan
         rows["log_meetings_tasks"] = np.nan
         return rows
@@ -298,7 +303,8 @@ def fit_win_model(train: pd.DataFrame, *, features=FEATURES, min_level_rows: int
                 continue
             counts = values.value_counts()
             kept = [lv for lv in counts.index if counts[lv] >= min_level_rows]
-            if len(kept) < len(counts) and counts[~counts.index.isin(kept)].sum() >= min_level_rows:
+            if (len(kept) < len(counts) and counts[~counts.index.isin(kept)].sum() >= min_level_rows
+                    and "other" not in kept):  # a literal "other" level already takes the rare ones
                 kept.append("other")
             if len(kept) < 2:
                 dropped.append(f"{feat} (a single value)")
@@ -403,9 +409,41 @@ def calibration_table(y, p, groups=None, *, bins: int = 10, level: float = 0.95)
     return pd.DataFrame(rows)
 
 
+def calibration_slope(y, p, groups=None) -> dict:
+    """Calibration slope and calibration-in-the-large of probabilities ``p`` against outcomes ``y`` (Cox 1958).
+
+    The slope is the coefficient b of the logistic regression logit P(y) = a + b logit(p):
+    1 when the probabilities are as spread as the outcomes support, below 1 when they are
+    too extreme (the usual sign of an overfitted model), above 1 when too timid. The
+    calibration-in-the-large ``offset`` is c in logit P(y) = c + logit(p) (slope fixed at
+    1): 0 when the probabilities are right on average, positive when they are too low.
+    Standard errors are clustered by ``groups`` (rows of the same deal share one outcome).
+
+    Returns a dict: ``slope``, ``slope_se``, ``offset``, ``offset_se`` (NaN when the
+    outcomes are all alike or there are fewer than two distinct probabilities).
+    """
+    import statsmodels.api as sm
+
+    y = np.asarray(y, dtype="float64")
+    lp = np.log(np.clip(np.asarray(p, dtype="float64"), 1e-9, 1 - 1e-9))
+    lp = lp - np.log(np.clip(1 - np.asarray(p, dtype="float64"), 1e-9, 1 - 1e-9))
+    out = dict(slope=math.nan, slope_se=math.nan, offset=math.nan, offset_se=math.nan)
+    if len(y) < 3 or y.min() == y.max() or np.unique(lp).size < 2:
+        return out
+    g = np.arange(len(y)) if groups is None else pd.factorize(np.asarray(groups))[0]
+    kw = dict(cov_type="cluster", cov_kwds={"groups": g})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = sm.GLM(y, np.column_stack([np.ones(len(y)), lp]), family=sm.families.Binomial()).fit(**kw)
+        large = sm.GLM(y, np.ones((len(y), 1)), offset=lp, family=sm.families.Binomial()).fit(**kw)
+    out.update(slope=float(fit.params[1]), slope_se=float(fit.bse[1]), offset=float(large.params[0]),
+               offset_se=float(large.bse[0]))
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class Evaluation:
-    """How the model did on held-out snapshots: AUC, Brier score, calibration."""
+    """How the model did on held-out snapshots: AUC, Brier score, calibration (by decile, slope and in the large)."""
 
     auc: float
     brier: float
@@ -416,6 +454,10 @@ class Evaluation:
     n_rows: int
     n_deals: int
     won_share: float
+    slope: float = math.nan  # calibration slope (1: right spread), see calibration_slope
+    slope_se: float = math.nan
+    offset: float = math.nan  # calibration in the large on the logit scale (0: right on average)
+    offset_se: float = math.nan
 
     @property
     def brier_skill(self) -> float:
@@ -454,8 +496,9 @@ def evaluate(model: WinModel, test: pd.DataFrame, *, stage_probability: pd.Serie
             b_stage = float(np.mean((sp[good] - y[good]) ** 2))
             a_stage = auc(y[good], sp[good])
     cal = calibration_table(y, p, deals, bins=bins)
+    slope = calibration_slope(y, p, deals)
     return Evaluation(auc(y, p), brier, brier_base, b_stage, a_stage, cal, int(len(y)),
-                      int(pd.Series(deals).nunique()), float(y.mean()) if len(y) else math.nan)
+                      int(pd.Series(deals).nunique()), float(y.mean()) if len(y) else math.nan, **slope)
 
 
 # ----------------------------------------------------------------------------- the whole procedure

@@ -252,14 +252,29 @@ def test_the_lead_is_the_model_only_when_it_beat_the_best_baseline():
 
 
 # ----------------------------------------------------------------------------- models
-def test_seasonal_candidates_need_two_years_and_multiplicative_ones_positive_data():
+def test_with_two_years_every_candidate_carries_the_yearly_cycle():
     assert not any(s.is_seasonal for s in candidate_specs(23))
-    assert any(s.is_seasonal and s.family == "ETS" for s in candidate_specs(24))
-    assert any(s.fourier == 6 for s in candidate_specs(24))
-    assert not any(s.error == "mul" for s in candidate_specs(30, positive=False))
+    two = candidate_specs(24)
+    assert two and all(s.is_seasonal for s in two)
+    assert {s.family for s in two} == {"ETS", "SARIMAX"}
+    assert all(s.dummies and not s.fourier for s in two if s.family == "SARIMAX")  # months: one effect each
+    assert {s.transform for s in two if s.family == "SARIMAX"} == {None, "log"}
+    assert not any(s.is_seasonal for s in candidate_specs(30, seasonal=False))
+    assert not any(s.error == "mul" or s.transform == "log" for s in candidate_specs(30, positive=False))
     weekly = candidate_specs(120, freq="week")
-    assert not any(s.family == "ETS" and s.seasonal for s in weekly)  # 52 seasonal states: too many
-    assert max(s.fourier for s in weekly) == 10
+    assert not any(s.family == "ETS" for s in weekly)  # 52 seasonal states: too many
+    assert sorted({s.fourier for s in weekly}) == [2, 4, 6, 8, 10]
+
+
+def test_seasonal_dummies_mark_the_position_in_the_year():
+    spec = ModelSpec("SARIMAX", trend="ct", dummies=True)
+    x = fcs._regressors(spec, np.arange(12, 16), "month")  # positions 12..15: seasons 0 (reference), 1, 2, 3
+    assert x.shape == (4, 2 + 11)
+    assert x[:, 0].tolist() == [1, 1, 1, 1]
+    assert x[:, 1].tolist() == pytest.approx([12 / 12, 13 / 12, 14 / 12, 15 / 12])  # trend in years
+    assert x[0, 2:].sum() == 0
+    assert x[1, 2:].tolist() == [1] + [0] * 10
+    assert x[3, 4] == 1 and x[3, 2:].sum() == 1
 
 
 def _synthetic(n=48, noise=0.02, seed=3):
@@ -268,20 +283,125 @@ def _synthetic(n=48, noise=0.02, seed=3):
     return 100 * (1 + 0.1 * k / 12) * (1 + 0.3 * np.sin(2 * np.pi * k / 12)) * np.exp(noise * rng.standard_normal(n))
 
 
+FACTORS = np.array([0.8, 0.9, 1.2, 0.9, 0.95, 1.15, 0.85, 0.7, 1.1, 1.0, 1.05, 1.4])  # the sample's, mean 1
+
+
 def test_regression_candidates_reach_the_same_likelihood_as_statsmodels_sarimax():
     from statsmodels.tsa.statespace.sarimax import SARIMAX
 
     y = _synthetic()
     y = y / y.mean()
     for spec in (ModelSpec("SARIMAX", trend="ct", order=(1, 0, 0), fourier=2),
-                 ModelSpec("SARIMAX", trend="c", order=(0, 0, 0), fourier=0)):
+                 ModelSpec("SARIMAX", trend="c", order=(0, 0, 0), fourier=0),
+                 ModelSpec("SARIMAX", trend="ct", order=(1, 0, 0), dummies=True)):
         mine = fcs._fit(spec, y, "month")
-        exog = fcs._regressors(spec, np.arange(len(y)), 12.0)
-        ref = SARIMAX(y, exog=exog, order=spec.order, trend="n").fit(disp=False, maxiter=500)
+        exog = fcs._regressors(spec, np.arange(len(y)), "month")
+        ref = SARIMAX(y, exog=exog, order=spec.order, trend="n").fit(disp=False, maxiter=1000)
         assert mine.llf >= ref.llf - 1e-4  # ours is the exact optimum: never worse
         assert mine.llf == pytest.approx(ref.llf, abs=1e-3)
         assert mine.results().llf == pytest.approx(mine.llf, abs=1e-6)  # the Kalman filter agrees
         assert mine.aicc == pytest.approx(ref.aicc, abs=1e-2)
+
+
+def test_a_log_scale_candidate_is_scored_as_a_density_of_the_bookings_themselves():
+    # y = exp(z): the density of y is the density of z divided by y, so llf(y) = llf(log y) - sum(log y)
+    y = _synthetic(36) / 100
+    spec = ModelSpec("SARIMAX", trend="ct", dummies=True, transform="log")
+    mine = fcs._fit(spec, y, "month")
+    x = fcs._regressors(spec, np.arange(36), "month")
+    z = np.log(y)
+    resid = z - x @ np.linalg.lstsq(x, z, rcond=None)[0]
+    sigma2 = resid @ resid / 36
+    by_hand = -18 * (math.log(2 * math.pi * sigma2) + 1) - z.sum()
+    assert mine.llf == pytest.approx(by_hand, abs=1e-9)
+    assert mine.k == 2 + 11 + 1  # constant, trend, 11 dummies, variance
+
+
+def test_the_aicc_prefers_the_log_scale_for_multiplicative_swings_and_the_levels_for_additive_ones():
+    rng = np.random.default_rng(4)
+    k = np.arange(48)
+    # growth by 80% a year with seasonal swings and noise in proportion, against a straight line
+    # with swings and noise of a fixed size
+    mult = 100 * np.exp(0.6 * k / 12) * FACTORS[k % 12] * np.exp(0.03 * rng.standard_normal(48))
+    add = 100 + 80 * k / 12 + 40 * (FACTORS[k % 12] - 1) + 3 * rng.standard_normal(48)
+    for y, better, worse in ((mult, "log", None), (add, None, "log")):
+        table = select_model(y).to_frame()
+        reg = table[table["family"] == "SARIMAX"]
+        on_log = reg["model"].str.endswith("log scale")
+        best = {"log": reg.loc[on_log, "aicc"].min(), None: reg.loc[~on_log, "aicc"].min()}
+        assert best[better] < best[worse] - 10
+
+
+def test_two_years_of_seasonal_bookings_give_a_seasonal_forecast_with_the_december_peak():
+    """The sample's failure: with 24-26 months AICc preferred a flat mean and missed December by 40%."""
+    rng = np.random.default_rng(5)
+    k = np.arange(24)  # January 2024 .. December 2025
+    y = 1000 * (1 + 0.15 * k / 12) * FACTORS[k % 12] * np.exp(0.12 * rng.standard_normal(24))
+    sel = select_model(y)
+    assert sel.spec.is_seasonal
+    f = fcs.forecast(y, horizon=12, n_sims=2000, seed=1, selection=sel)
+    assert f.mean[11] / f.mean.mean() > 1.25  # December, planted 1.4 x an average month
+    assert f.mean[7] / f.mean.mean() < 0.85  # August, planted 0.7
+
+
+def test_regression_futures_give_the_classical_t_prediction_intervals():
+    import statsmodels.api as sm
+
+    y = _synthetic(30, noise=0.05)
+    spec = ModelSpec("SARIMAX", trend="ct", dummies=True)
+    sel = select_model(y, candidates=[spec])
+    f = fcs.forecast(y, horizon=2, n_sims=200_000, seed=3, selection=sel)
+    x = fcs._regressors(spec, np.arange(30), "month")
+    xf = fcs._regressors(spec, np.arange(30, 32), "month")
+    pred = sm.OLS(y, x).fit().get_prediction(xf)  # x'b +- t(16) s sqrt(1 + x'(X'X)^-1 x)
+    assert f.mean == pytest.approx(pred.predicted_mean, rel=1e-9)
+    for lv in (0.8, 0.95):
+        frame = pred.summary_frame(alpha=1 - lv)
+        half = (frame["obs_ci_upper"] - frame["obs_ci_lower"]).to_numpy() / 2
+        assert f.lower[lv] == pytest.approx(frame["obs_ci_lower"].to_numpy(), abs=0.01 * half.max())
+        assert f.upper[lv] == pytest.approx(frame["obs_ci_upper"].to_numpy(), abs=0.01 * half.max())
+
+
+def test_ar1_regression_mean_forecast_is_statsmodels_one():
+    y = _synthetic(36, noise=0.05)
+    spec = ModelSpec("SARIMAX", trend="ct", order=(1, 0, 0), dummies=True)
+    sel = select_model(y, candidates=[spec])
+    f = fcs.forecast(y, horizon=3, n_sims=500, seed=3, selection=sel)
+    xf = fcs._regressors(spec, np.arange(36, 39), "month")
+    assert f.mean == pytest.approx(np.asarray(sel.result.forecast(3, exog=xf)) * sel.scale, rel=1e-9)
+
+
+def test_a_log_model_forecasts_the_log_normal_mean():
+    import statsmodels.api as sm
+
+    y = _synthetic(30, noise=0.1)
+    spec = ModelSpec("SARIMAX", trend="ct", dummies=True, transform="log")
+    sel = select_model(y, candidates=[spec])
+    f = fcs.forecast(y, horizon=2, n_sims=1000, seed=3, selection=sel)
+    z = np.log(y / sel.scale)
+    x = fcs._regressors(spec, np.arange(30), "month")
+    xf = fcs._regressors(spec, np.arange(30, 32), "month")
+    pred = sm.OLS(z, x).fit().get_prediction(xf)
+    var = pred.se_obs ** 2  # s^2 (1 + x'(X'X)^-1 x)
+    assert f.mean == pytest.approx(np.exp(pred.predicted_mean + var / 2) * sel.scale, rel=1e-9)
+
+
+def test_ets_futures_draw_the_error_variance_with_n_minus_k_degrees_of_freedom():
+    from scipy import stats
+
+    # ETS(A,N,N) one step ahead: the future is the forecast plus one error, so with the error
+    # variance drawn as SSE / chi2(n - k) the futures are forecast + t(n - k) x sqrt(SSE / (n - k))
+    y = _synthetic(30, noise=0.05)
+    sel = select_model(y, candidates=[ModelSpec("ETS", error="add")])
+    f = fcs.forecast(y, horizon=1, n_sims=200_000, seed=2, selection=sel)
+    e = np.asarray(sel.result.resid)
+    df = 30 - sel.result.model.k_params  # alpha and the initial level
+    assert df == 28
+    scale = math.sqrt(e @ e / df) * sel.scale
+    for lv in (0.8, 0.95):
+        q = stats.t.ppf((1 + lv) / 2, df) * scale
+        assert f.upper[lv][0] == pytest.approx(f.mean[0] + q, abs=0.01 * q)
+        assert f.lower[lv][0] == pytest.approx(f.mean[0] - q, abs=0.01 * q)
 
 
 def test_ets_candidates_report_statsmodels_own_aicc():
@@ -294,11 +414,10 @@ def test_ets_candidates_report_statsmodels_own_aicc():
     assert mine.aicc == pytest.approx(ref.aicc, rel=1e-3)
 
 
-def test_a_strongly_seasonal_series_gets_a_seasonal_model():
-    sel = select_model(_synthetic(), freq="month")
-    assert sel.spec.is_seasonal
-    table = sel.to_frame()
+def test_the_selection_table_lists_the_chosen_model_first():
+    table = select_model(_synthetic()).to_frame()
     assert table["chosen"].iloc[0] and table["delta_aicc"].iloc[0] == 0.0
+    assert (table["delta_aicc"].dropna() >= 0).all()
 
 
 def test_backtest_rolls_the_origin_and_scores_every_method_per_horizon():
@@ -362,6 +481,9 @@ def test_backtest_narrative_says_when_the_model_does_not_beat_the_baseline():
     text = narrative.describe_backtest(bt, comp)
     assert "does **not** beat" in text and "seasonal naive" in text
     assert "<" not in text.replace("&lt;", "")
+    # origins 31..39 forecast months 31..39 one ahead and 32..39 two ahead: 9 distinct months,
+    # so an 80% coverage share is known to 1.96 sqrt(0.8 x 0.2 / 9) = 26 points
+    assert "only 9 distinct months" in text and "±26 points" in text
 
 
 def test_quarter_narrative_and_alert_name_the_shortfall():

@@ -162,6 +162,18 @@ def test_logit_drops_constant_or_missing_features_and_pools_rare_levels():
     assert np.isfinite(m.predict(winprob._pooled(unseen, m.levels))).all()  # unseen level -> reference
 
 
+def test_a_literal_other_level_takes_the_rare_levels_instead_of_appearing_twice():
+    """A CRM source really called "other" (>= 30 rows) plus rare sources pooling to >= 30 rows:
+    one "other" level, so the design matrix keeps full rank (it used to hold two)."""
+    train = _training(400)
+    train.loc[:59, "source"] = "other"
+    train.loc[60:64, "source"] = [f"rare{i}" for i in range(5)] * 1
+    train.loc[65:94, "source"] = [f"rarer{i % 6}" for i in range(30)]
+    m = fit_win_model(train)
+    assert list(m.levels["source"]).count("other") == 1
+    assert np.isfinite(m.to_frame()["coef"]).all()
+
+
 def test_logit_refuses_training_rows_that_all_share_one_outcome():
     with pytest.raises(CrmDataError, match="same outcome"):
         fit_win_model(_training().assign(won=1))
@@ -186,6 +198,31 @@ def test_calibration_table_by_equal_sized_bins_with_clustered_standard_errors():
     # one deal in both rows of a bin: a single cluster, no information on spread
     same = calibration_table([0, 1], [0.1, 0.2], ["a", "a"], bins=1)
     assert same.loc[0, "deals"] == 1 and same.loc[0, "se"] == pytest.approx(0.0)
+
+
+def test_calibration_slope_of_a_saturated_two_group_example():
+    # 20 rows at p = 0.2 with 6 won (0.3) and 20 at p = 0.8 with 14 won (0.7): two distinct
+    # probabilities, so the fit is exact: slope = (logit .7 - logit .3) / (logit .8 - logit .2)
+    p = np.repeat([0.2, 0.8], 20)
+    y = np.r_[np.ones(6), np.zeros(14), np.ones(14), np.zeros(6)]
+    c = winprob.calibration_slope(y, p)
+    logit = lambda q: math.log(q / (1 - q))  # noqa: E731
+    assert c["slope"] == pytest.approx((logit(0.7) - logit(0.3)) / (logit(0.8) - logit(0.2)), abs=1e-6)
+    assert c["slope"] < 1  # the probabilities were too extreme
+    # in the large: 20 of 40 won and, by symmetry, 20 expit(logit .2 + c) + 20 expit(logit .8 + c) = 20 at c = 0
+    assert c["offset"] == pytest.approx(0.0, abs=1e-6)
+    shifted = winprob.calibration_slope(np.r_[np.ones(8), np.zeros(12), np.ones(16), np.zeros(4)], p)
+    assert shifted["offset"] > 0  # 24 of 40 won where 20 were expected: the probabilities are too low
+    assert math.isnan(winprob.calibration_slope([1, 1, 1], [0.2, 0.5, 0.9])["slope"])
+
+
+def test_calibration_slope_is_one_for_outcomes_drawn_from_the_probabilities():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.05, 0.95, 20_000)
+    c = winprob.calibration_slope(rng.random(20_000) < p, p)
+    assert abs(c["slope"] - 1) < 4 * c["slope_se"] and abs(c["offset"]) < 4 * c["offset_se"]
+    sharper = winprob.calibration_slope(rng.random(20_000) < 1 / (1 + ((1 - p) / p) ** 2), p)
+    assert sharper["slope"] == pytest.approx(2.0, abs=4 * sharper["slope_se"])  # true logit = 2 x logit(p)
 
 
 def test_calibration_narrative_states_the_worst_gap_and_the_noise():
@@ -251,6 +288,16 @@ def test_win_test_narrative_says_plainly_when_the_model_is_no_better_than_the_ba
     text = narrative.describe_win_test(w)
     assert "does no better than the average win rate" in text and "only weakly" in text
     assert "stage" in text  # the missing stage feature is named
+
+
+def test_calibration_narrative_reads_the_slope_with_its_interval():
+    c = calibration_table([0, 1, 1, 1], [0.1, 0.2, 0.8, 0.9], ["a", "b", "c", "d"], bins=2)
+    ev = winprob.Evaluation(0.7, 0.2, 0.25, float("nan"), float("nan"), c, 4, 4, 0.75, slope=0.6, slope_se=0.1)
+    text = narrative.describe_calibration_check(c, min_deals=1, evaluation=ev)
+    assert "slope is 0\\.60 (95% CI 0\\.40 to 0\\.80" in text and "too extreme" in text
+    assert "50% was predicted and 75% won" in text  # (0.15 x 2 + 0.85 x 2) / 4 and 3 of 4
+    fine = winprob.Evaluation(0.7, 0.2, 0.25, float("nan"), float("nan"), c, 4, 4, 0.75, slope=0.9, slope_se=0.1)
+    assert "no sign" in narrative.describe_calibration_check(c, min_deals=1, evaluation=fine)
 
 
 def test_calibration_check_says_when_no_decile_is_big_enough():
