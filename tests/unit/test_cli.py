@@ -127,7 +127,7 @@ def test_sample_calls_write_sample(monkeypatch, capsys, tmp_path):
     assert cli.main(["sample", "--size", "5000", "--out", str(tmp_path)]) == 0
     assert seen["size"] == 5000
     with pytest.raises(SystemExit):
-        cli.main(["sample", "--size", "huge"])
+        cli.main(["sample", "--size", "gigantic"])
 
 
 def test_audit_prints_counts_and_quarantine_reasons(monkeypatch, capsys, tmp_path):
