@@ -157,10 +157,13 @@ def _row_checks(ta: _TableAudit, *, extracted_at: pd.Timestamp) -> None:
     already = pd.Series(ta.typed.index.isin(list(ta.bad_positions())), index=df.index)
     if t.key:
         key = df[t.key]
-        raw_vals = ta.raw.astype("str") if ta.raw is not None else None
         is_total = pd.Series(False, index=df.index)
-        if raw_vals is not None and len(raw_vals.columns):
-            is_total = raw_vals.apply(lambda c: c.str.match(TOTAL_RE_STR, na=False)).any(axis=1)
+        if ta.raw is not None and len(ta.raw.columns) and key.isna().any():
+            # only a row without an id can be a Total line: look at those alone (a million rows
+            # turned into text would cost more than the whole check)
+            raw_vals = ta.raw.loc[key.isna().to_numpy()].astype("str")
+            is_total.loc[raw_vals.index] = raw_vals.apply(
+                lambda c: c.str.match(TOTAL_RE_STR, na=False)).any(axis=1).to_numpy()
         ta.quarantine(key.isna() & is_total, t.key, "summary_row",
                       "a Total/summary row, not a record (sums would count it twice)")
         ta.quarantine(key.isna() & ~is_total & ~already, t.key, "missing_key", f"{t.key} is empty")
@@ -186,10 +189,10 @@ def _row_checks(ta: _TableAudit, *, extracted_at: pd.Timestamp) -> None:
             ta.problems.append((pos, col, code, reason))
     # cross-column checks
     for col in t.event_time_columns:
-        fut = df[col] > extracted_at
-        ta.quarantine(fut.fillna(False), col, "future_date",
-                      df[col].map(lambda v, c=col: f"{c} {v:%Y-%m-%d %H:%M} is after the export was "
-                                  f"taken ({extracted_at:%Y-%m-%d %H:%M})" if pd.notna(v) else ""))
+        fut = (df[col] > extracted_at).fillna(False)
+        ta.quarantine(fut, col, "future_date",  # reasons for the rows found only
+                      df.loc[fut, col].map(lambda v, c=col: f"{c} {v:%Y-%m-%d %H:%M} is after the export "
+                                           f"was taken ({extracted_at:%Y-%m-%d %H:%M})"))
     if ta.table == "deals":
         cbc = (df["closed_at"] < df["created_at"]).fillna(False)
         ta.quarantine(cbc, "closed_at", "close_before_create", "closed_at is before created_at")
@@ -311,10 +314,12 @@ def _flag_checks(ta: _TableAudit, kept_keys: dict[str, pd.Series]) -> None:
     alive = pd.Series(~df.index.isin(list(ta.bad_positions())), index=df.index)
     if "email" in df.columns:
         bad = alive & df["email"].notna() & ~df["email"].str.strip().str.match(EMAIL_RE, na=False)
-        ta.flag(bad, "email", "invalid_email", df["email"].map(lambda v: f"email {str(v)[:60]!r} is malformed"))
+        ta.flag(bad, "email", "invalid_email",
+                df.loc[bad, "email"].map(lambda v: f"email {str(v)[:60]!r} is malformed"))
     if "phone" in df.columns:
         bad = alive & df["phone"].notna() & ~df["phone"].str.strip().str.match(PHONE_RE, na=False)
-        ta.flag(bad, "phone", "invalid_phone", df["phone"].map(lambda v: f"phone {str(v)[:40]!r} is malformed"))
+        ta.flag(bad, "phone", "invalid_phone",
+                df.loc[bad, "phone"].map(lambda v: f"phone {str(v)[:40]!r} is malformed"))
     for c in t.columns:
         if c.kind != "ref" or not c.refers_to:
             continue
@@ -322,11 +327,24 @@ def _flag_checks(ta: _TableAudit, kept_keys: dict[str, pd.Series]) -> None:
         if target_table not in kept_keys:
             continue
         vals = df[c.name]
-        orphan = alive & vals.notna() & ~vals.isin(kept_keys[target_table])
+        orphan = alive & vals.notna() & ~_isin(vals, kept_keys[target_table])
         ta.flag(orphan, c.name, "orphan",
-                vals.map(lambda v, tt=target_table: f"{c.name} {str(v)[:40]} does not exist in {tt}"))
+                vals[orphan].map(lambda v, tt=target_table: f"{c.name} {str(v)[:40]} does not exist in {tt}"))
     if ta.table in ("contacts", "leads", "accounts"):
         _flag_duplicates(ta, alive)
+
+
+def _isin(values: pd.Series, keys: pd.Series) -> pd.Series:
+    """``values.isin(keys)``; for text, with Arrow's hash lookup (pandas checks Arrow strings one
+    key at a time: seconds for a million keys)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        found = pc.is_in(pa.array(values.array), value_set=pa.array(keys.array))
+        return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
+    except (TypeError, ValueError, pa.ArrowException):  # not text on both sides
+        return values.isin(keys)
 
 
 def _flag_duplicates(ta: _TableAudit, alive: pd.Series) -> None:

@@ -6,6 +6,12 @@ quarantine, the findings, the per-table counts and scores, and a fingerprint of 
 input. The runner saves it once per run as Parquet (:meth:`CrmData.save`) and every
 notebook of the pack opens that snapshot (:meth:`CrmData.load`) instead of reading and
 auditing the export again.
+
+A large source (tens of millions of activities; see :mod:`crmlib.pushdown`) is audited and
+aggregated in an engine: its snapshot holds the light tables whole, ``stage_history`` and
+``orders`` whole, the ``activities`` of a recent window, and :attr:`CrmData.aggregates`
+(the engine's aggregates of every clean row up to as_of). The metrics use the aggregates
+when a question reaches before the window, and refuse in one line what neither can answer.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone as dt_timezone
 from pathlib import Path
@@ -38,6 +46,27 @@ class CrmData:
     completeness: pd.DataFrame
     fingerprint: str
     meta: dict = field(default_factory=dict)
+    #: a large source's aggregates of the heavy tables (crmlib.pushdown.AGGREGATES); empty otherwise
+    aggregates: MutableMapping[str, pd.DataFrame] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tables, _LazyTables):
+            self.tables.on_load = self._mark_window
+        else:
+            for name, df in self.tables.items():
+                self._mark_window(name, df)
+
+    def _mark_window(self, name: str, df: pd.DataFrame) -> pd.DataFrame:
+        """Give a heavy table of a large source its PushdownInfo (which rows are loaded, the aggregates)."""
+        push = self.meta.get("pushdown") or {}
+        rows_from = (push.get("rows_from") or {}).get(name)
+        if rows_from:
+            from .pushdown.info import ATTR, PushdownInfo
+
+            as_of = pd.Timestamp(push["as_of"]) if push.get("as_of") else None
+            df.attrs[ATTR] = PushdownInfo(name, pd.Timestamp(rows_from), as_of, self.aggregates,
+                                          push.get("window_days"))
+        return df
 
     def has(self, *names: str) -> bool:
         return all(n in self.tables for n in names)
@@ -60,12 +89,18 @@ class CrmData:
         """Write the snapshot as Parquet files + meta.json into ``folder``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        for name, df in self.tables.items():
-            df.to_parquet(folder / f"{name}.parquet", index=False)
+        for name in self.tables:
+            if not _copied(self.tables, name, folder / f"{name}.parquet"):
+                plain = self.tables[name].copy(deep=False)
+                plain.attrs = {}  # the window's info is rebuilt from meta on load
+                plain.to_parquet(folder / f"{name}.parquet", index=False)
         for name in ("quarantine", "findings", "counts", "completeness"):
             getattr(self, name).to_parquet(folder / f"_{name}.parquet", index=False)
+        for name in self.aggregates:
+            if not _copied(self.aggregates, name, folder / f"_agg_{name}.parquet"):
+                self.aggregates[name].to_parquet(folder / f"_agg_{name}.parquet", index=False)
         meta = dict(self.meta, fingerprint=self.fingerprint, snapshot_version=SNAPSHOT_VERSION,
-                    tables=sorted(self.tables))
+                    tables=sorted(self.tables), aggregates=sorted(self.aggregates))
         (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
         return folder
 
@@ -76,14 +111,15 @@ class CrmData:
         if not meta_path.exists():
             raise CrmConfigError(f"snapshot {folder} has no meta.json; was it written by CrmData.save?")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        tables = {n: pd.read_parquet(folder / f"{n}.parquet") for n in meta.get("tables", [])}
+        tables = _LazyTables(folder, meta.get("tables", []))
         parts = {n: pd.read_parquet(folder / f"_{n}.parquet")
                  for n in ("quarantine", "findings", "counts", "completeness")}
+        aggregates = _LazyTables(folder, meta.pop("aggregates", []), prefix="_agg_")
         fp = meta.pop("fingerprint")
         meta.pop("tables", None)
         meta.pop("snapshot_version", None)
         return cls(tables, parts["quarantine"], parts["findings"], parts["counts"],
-                   parts["completeness"], fp, meta)
+                   parts["completeness"], fp, meta, aggregates)
 
     # ------------------------------------------------------------ views
     def filtered(self, *, owners=None, teams=None) -> "CrmData":
@@ -116,13 +152,84 @@ class CrmData:
                 tables[name] = df
         meta = dict(self.meta, owners=owners, teams=teams)
         return CrmData(tables, self.quarantine, self.findings, self.counts, self.completeness,
-                       self.fingerprint, meta)
+                       self.fingerprint, meta, _filter_aggregates(self.aggregates, keep))
 
     def masked(self, *, salt: str | None = None) -> "CrmData":
         """Personal data replaced by stable pseudonyms (salt from CRM_PII_SALT)."""
         from .privacy import mask_data
 
-        return mask_data(self, salt=salt)
+        masked = mask_data(self, salt=salt)
+        if self.aggregates:  # ids, counts and times: nothing personal
+            masked = CrmData(masked.tables, masked.quarantine, masked.findings, masked.counts,
+                             masked.completeness, masked.fingerprint, masked.meta, dict(self.aggregates))
+        return masked
+
+
+def _filter_aggregates(aggregates: dict[str, pd.DataFrame], owners: set) -> dict[str, pd.DataFrame]:
+    """The aggregates of the activities of some owners: those kept per owner are filtered; the
+    per-deal and first-activity ones cannot be (a deal's activities have many owners) and go,
+    so the metrics answer from the rows of the window instead."""
+    out = {}
+    for name, df in aggregates.items():
+        if name == "activity_weeks":
+            out[name] = df.loc[df["owner_id"].isin(owners)].reset_index(drop=True)
+        elif name not in ("deal_activity", "activity_firsts"):
+            out[name] = df
+    return out
+
+
+def _copied(tables, name: str, target: Path) -> bool:
+    """Copy a table of a saved snapshot that was never read (no need to read it to write it)."""
+    if not isinstance(tables, _LazyTables) or name in tables.loaded:
+        return False
+    source = tables.folder / f"{tables.prefix}{name}.parquet"
+    if source.resolve() != target.resolve():
+        shutil.copyfile(source, target)
+    return True
+
+
+class _LazyTables(MutableMapping):
+    """The tables of a saved snapshot, each read from its Parquet file when first used.
+
+    A report reads the few tables it needs, not the whole snapshot (which for a large
+    source holds millions of rows). ``name in tables`` does not read anything.
+    """
+
+    def __init__(self, folder: Path, names, *, prefix: str = ""):
+        self.folder = Path(folder)
+        self.prefix = prefix
+        self.names = list(names)
+        self.loaded: dict[str, pd.DataFrame] = {}
+        self.on_load = None
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self.loaded:
+            if name not in self.names:
+                raise KeyError(name)
+            df = pd.read_parquet(self.folder / f"{self.prefix}{name}.parquet")
+            self.loaded[name] = self.on_load(name, df) if self.on_load else df
+        return self.loaded[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self.names
+
+    def __setitem__(self, name: str, df: pd.DataFrame) -> None:
+        if name not in self.names:
+            self.names.append(name)
+        self.loaded[name] = df
+
+    def __delitem__(self, name: str) -> None:
+        self.names.remove(name)
+        self.loaded.pop(name, None)
+
+    def __iter__(self):
+        return iter(list(self.names))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        return f"<tables {', '.join(self.names)} from {self.folder} ({len(self.loaded)} read)>"
 
 
 # ---------------------------------------------------------------- opening
@@ -160,18 +267,26 @@ def fingerprint_frames(tables: dict[str, pd.DataFrame]) -> str:
 def open_data(source: str | os.PathLike = "data/sample", *, timezone: str = "UTC",
               mapping: Mapping | str | dict | None = None, mask_pii: bool = False,
               extracted_at: str | pd.Timestamp | None = None, snapshot: str | os.PathLike | None = None,
-              owners=None, teams=None) -> CrmData:
+              owners=None, teams=None, pushdown: bool | None = None, as_of=None) -> CrmData:
     """Read, audit and return the export as a CrmData snapshot.
 
     ``snapshot``: a folder written by :meth:`CrmData.save` (the runner passes it) is
     opened instead of reading the source again. ``extracted_at``: when the export was
     taken (default: the export's own record, else now); later event times are
     quarantined as impossible.
+
+    ``pushdown``: read the source as a large one (:mod:`crmlib.pushdown.source`): True,
+    False, or None to follow export.yaml's ``pushdown`` (default ``auto``: a folder whose
+    activities.parquet has more than two million rows). ``as_of``: the report date the
+    aggregates of a large source are computed at (default: the export's recorded as_of,
+    else the end of the last complete week).
     """
     if snapshot:
         data = CrmData.load(snapshot)
         if data.meta.get("timezone") != timezone:
             data = _convert_tz(data, timezone)
+    elif _is_large(source, mapping, pushdown):
+        data = _read_large(source, timezone=timezone, mapping=mapping, extracted_at=extracted_at, as_of=as_of)
     else:
         data = _read_and_audit(source, timezone=timezone, mapping=mapping, extracted_at=extracted_at)
     if mask_pii and not data.meta.get("masked"):
@@ -204,6 +319,24 @@ def _read_and_audit(source, *, timezone, mapping, extracted_at) -> CrmData:
                    result.completeness, fp, meta)
 
 
+def _is_large(source, mapping, pushdown: bool | None) -> bool:
+    if pushdown is False:
+        return False
+    from .pushdown.source import pushdown_wanted
+
+    return pushdown_wanted(source, export_mapping(source, mapping), pushdown)
+
+
+def _read_large(source, *, timezone, mapping, extracted_at, as_of) -> CrmData:
+    from .pushdown.source import read_large
+
+    _check_timezone(timezone)
+    tables, result, aggregates, fp, meta = read_large(source, timezone=timezone, mapping=mapping,
+                                                      extracted_at=extracted_at, as_of=as_of)
+    return CrmData(tables, result.quarantine, result.findings, result.counts, result.completeness, fp,
+                   meta, aggregates)
+
+
 def _check_timezone(tz: str) -> None:
     try:
         pd.Timestamp("2024-01-01", tz=tz)
@@ -220,8 +353,17 @@ def _convert_tz(data: CrmData, tz: str) -> CrmData:
         for c in TABLES[name].of_kind("timestamp"):
             df[c] = df[c].dt.tz_convert(tz)
         tables[name] = df
+    aggregates = {}
+    for name, df in data.aggregates.items():
+        if name == "activity_weeks":
+            continue  # local weeks of the snapshot's timezone: the rows answer in another one
+        df = df.copy()
+        for c in df.columns:
+            if isinstance(df[c].dtype, pd.DatetimeTZDtype):
+                df[c] = df[c].dt.tz_convert(tz)
+        aggregates[name] = df
     return CrmData(tables, data.quarantine, data.findings, data.counts, data.completeness,
-                   data.fingerprint, dict(data.meta, timezone=tz))
+                   data.fingerprint, dict(data.meta, timezone=tz), aggregates)
 
 
 __all__ = ["CrmData", "open_data", "export_settings", "CrmDataError"]

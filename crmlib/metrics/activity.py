@@ -31,6 +31,7 @@ import pandas as pd
 from ..errors import CrmConfigError
 from ..money import require_single_currency
 from ..periods import Period, ensure_instant, period_bounds, working_days
+from ..pushdown.info import aggregate, first_logged, require_rows
 from ..stats.intervals import Proportion, wilson, wilson_frame
 from ..stats.regression import INTERCEPT, NotEstimable, RegressionResult, fit_logit, fit_ols
 from .catalogue import metric
@@ -102,6 +103,7 @@ def activities_done(activities: pd.DataFrame, *, start: pd.Timestamp, end: pd.Ti
     """
     start, stop, _ = _window(start, end, as_of)
     _require(activities, ("type", by, "created_at", "completed_at"), "activities")
+    require_rows(activities, start, what="activities done in a window")
     when = _done_at(activities)
     a = activities.loc[activities["type"].isin(types) & (when >= start) & (when < stop)]
     out = _per_owner_type(a, by, types)
@@ -124,6 +126,7 @@ def activities_scheduled(activities: pd.DataFrame, *, start: pd.Timestamp, end: 
     if not start < end:
         raise ValueError(f"start ({start}) must be before end ({end})")
     _require(activities, ("type", by, "created_at", "due_at", "completed_at"), "activities")
+    require_rows(activities, start, what="activities scheduled for a window")
     a = activities
     keep = (a["type"].isin(types) & (a["due_at"] >= start) & (a["due_at"] < end)
             & (a["created_at"] < as_of) & (a["completed_at"].isna() | (a["completed_at"] >= as_of)))
@@ -154,6 +157,7 @@ def activity_mix(activities: pd.DataFrame, *, periods: Sequence[Period], as_of: 
     if not len(periods):
         raise ValueError("activity_mix needs at least one period")
     _require(activities, ("type", "created_at", "completed_at"), "activities")
+    require_rows(activities, min(p.start for p in periods), what="the activity mix")
     when = _done_at(activities)
     a = activities.loc[activities["type"].isin(types) & (when < as_of)]
     when = when.loc[a.index]
@@ -542,23 +546,41 @@ def rep_week_activity(activities: pd.DataFrame, *, as_of: pd.Timestamp, weeks: i
     if int(weeks) < 1:
         raise ValueError(f"weeks must be at least 1, not {weeks}")
     _require(activities, ("type", "owner_id", "created_at", "completed_at"), "activities")
-    calls_all = activities.loc[(activities["type"] == "call") & (activities["created_at"] < as_of)]
+    weekly = aggregate(activities, "activity_weeks", as_of=as_of)
+    if weekly is not None:  # a large source: the engine's weekly counts of every row
+        weekly = weekly.loc[weekly["owner_id"].notna() & (weekly["done"] > 0)]
+        calls_by_week = weekly.loc[weekly["type"] == "call"].set_index(["owner_id", "week"])["done"]
+        meets_by_week = weekly.loc[weekly["type"] == "meeting"].set_index(["owner_id", "week"])["done"]
+        first_call = calls_by_week.index.get_level_values("week").min() if len(calls_by_week) else None
+        any_calls = first_call is not None
+    else:
+        calls_all = activities.loc[(activities["type"] == "call") & (activities["created_at"] < as_of)]
+        first_call = first_logged(activities, calls_all["created_at"].min() if len(calls_all) else pd.NaT,
+                                  as_of=as_of, types=("call",))
+        any_calls = not calls_all.empty
     cols = ["owner_id", "week", "week_start", "week_end", "calls", "meetings"]
     week_list = _complete_weeks(as_of, weeks)
-    if start is None and len(calls_all):
-        start = calls_all["created_at"].min()
+    if start is None and first_call is not None and not pd.isna(first_call):
+        start = first_call if first_call.tzinfo is not None else \
+            first_call.tz_localize(as_of.tz, ambiguous=True, nonexistent="shift_forward")
     if start is not None:
         first = period_bounds(ensure_instant(start, name="start") + pd.Timedelta(microseconds=1), "week").current
         week_list = [w for w in week_list if w.start >= first.start]
-    if not week_list or calls_all.empty:
+    if not week_list or not any_calls:
         return _empty_panel(cols, as_of.tz)
     monday = {pd.Timestamp(w.start.tz_localize(None)): w for w in week_list}
     lo, hi = week_list[0].start, week_list[-1].end
-    c = calls_all.loc[(calls_all["created_at"] >= lo) & (calls_all["created_at"] < hi)]
-    m = activities.loc[(activities["type"] == "meeting") & (activities["completed_at"] >= lo)
-                       & (activities["completed_at"] < min(hi, as_of))]
-    calls = c.groupby(["owner_id", _monday(c["created_at"])]).size()
-    meets = m.groupby(["owner_id", _monday(m["completed_at"])]).size()
+    if weekly is not None:
+        in_panel = list(monday)
+        calls = calls_by_week.loc[calls_by_week.index.get_level_values("week").isin(in_panel)]
+        meets = meets_by_week.loc[meets_by_week.index.get_level_values("week").isin(in_panel)]
+    else:
+        require_rows(activities, lo, what="the calls and meetings per rep-week")
+        c = calls_all.loc[(calls_all["created_at"] >= lo) & (calls_all["created_at"] < hi)]
+        m = activities.loc[(activities["type"] == "meeting") & (activities["completed_at"] >= lo)
+                           & (activities["completed_at"] < min(hi, as_of))]
+        calls = c.groupby(["owner_id", _monday(c["created_at"])]).size()
+        meets = m.groupby(["owner_id", _monday(m["completed_at"])]).size()
     if owners is None:
         per_owner = calls.groupby(level=0).sum() / len(week_list)
         chosen = sorted(per_owner.index[per_owner >= float(min_weekly_calls)])

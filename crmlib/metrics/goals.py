@@ -61,6 +61,7 @@ from scipy.stats import chi2
 
 from ..errors import CrmConfigError, CrmDataError
 from ..periods import _as_date, ensure_instant, working_days
+from ..pushdown.info import pushdown_info
 from .catalogue import metric
 
 __all__ = ["METRICS", "STATUSES", "GoalSummary", "goal_actuals", "goal_progress", "goal_summary",
@@ -130,6 +131,7 @@ def goal_actuals(targets: pd.DataFrame, *, as_of: pd.Timestamp, deals: pd.DataFr
             known = teams[frame.loc[teams, "team"].isin(set(owner_team.dropna()))]
             _sum_windows(frame, known, ev, key=frame.loc[known, "team"], key_col="team",
                          until=counted_until)
+        _unmeasured_before_window(frame, rows, name, activities)
     return frame.drop(columns=["_start_day", "_last_day", "_stop"]).reset_index(drop=True)
 
 
@@ -436,6 +438,17 @@ def _owner_teams(users) -> pd.Series | None:
 
 
 # ----------------------------------------------------------------------------- helpers: events
+def _unmeasured_before_window(frame: pd.DataFrame, rows, name: str, activities) -> None:
+    """A large source's snapshot holds the activities of a recent window only: call and
+    meeting targets whose period starts before it cannot be measured (actual missing)."""
+    info = pushdown_info(activities) if name in ("calls", "meetings") else None
+    if info is None or info.rows_from is None:
+        return
+    early = rows[(frame.loc[rows, "period_start"] < info.rows_from).to_numpy()]
+    frame.loc[early, "actual"] = np.nan
+    frame.loc[early, "events"] = pd.NA
+
+
 def _events(name: str, *, as_of, deals, activities, leads, amount_col) -> pd.DataFrame | None:
     """owner_id, when (naive UTC), value of every event of a metric before as_of; None if unmeasurable."""
     if name in ("revenue", "won_deals"):

@@ -28,6 +28,7 @@ import pandas as pd
 from ..errors import CrmDataError, MissingTableError
 from ..money import require_single_currency
 from ..periods import ensure_instant
+from ..pushdown.info import require_rows
 from ..stats.intervals import Proportion, wilson, wilson_frame
 from .catalogue import metric
 from .cycle import _require, stage_time_norms, stage_visits
@@ -543,6 +544,7 @@ def task_coverage(deals: pd.DataFrame, activities: pd.DataFrame, *, as_of: pd.Ti
     """
     as_of = ensure_instant(as_of)
     _require(activities, ("type", "deal_id", "created_at", "due_at", "completed_at"), "activities")
+    require_rows(activities, as_of, what="the next-task check")  # a window holds every task open then
     d = deal_status_at(deals, as_of)
     d = d.loc[d["status_at"] == "open"]
     a = activities
@@ -555,8 +557,9 @@ def task_coverage(deals: pd.DataFrame, activities: pd.DataFrame, *, as_of: pd.Ti
     keep = [c for c in ("deal_id", "name", "owner_id") if c in d.columns]
     out = d[keep].copy()
     out["open_tasks"] = counts.reindex(out["deal_id"], fill_value=0).to_numpy(dtype="int64")
-    out["next_due_at"] = out["deal_id"].map(upcoming).astype(a["due_at"].dtype)
-    out["overdue_since"] = out["deal_id"].map(overdue).astype(a["due_at"].dtype)
+    empty = pd.Series(pd.NaT, index=out.index, dtype=a["due_at"].dtype)  # mapping an empty Series gives floats
+    out["next_due_at"] = out["deal_id"].map(upcoming).astype(a["due_at"].dtype) if len(upcoming) else empty
+    out["overdue_since"] = out["deal_id"].map(overdue).astype(a["due_at"].dtype) if len(overdue) else empty
     out["has_next_task"] = out["next_due_at"].notna()
     out["has_overdue_task"] = out["overdue_since"].notna()
     out = out[keep + ["open_tasks", "has_next_task", "has_overdue_task", "next_due_at", "overdue_since"]]

@@ -40,6 +40,7 @@ from statsmodels.duration.survfunc import SurvfuncRight
 
 from ..errors import CrmConfigError, CrmDataError
 from ..periods import ensure_instant
+from ..pushdown.info import first_logged, require_rows
 from ..stats.intervals import Proportion, wilson, wilson_frame
 from ..stats.spikes import weekly_spikes
 from .catalogue import metric
@@ -91,6 +92,7 @@ def first_touches(leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Times
     _require(activities, ("lead_id", "type", "direction", "created_at"), "activities")
     keep = [c for c in ("lead_id", "created_at", "owner_id", "source", "campaign_id", "status")
             if c in leads.columns]
+    require_rows(activities, start, what="speed to lead")
     lead = leads.loc[leads["created_at"] < as_of, keep]
     if start is not None:
         lead = lead.loc[lead["created_at"] >= ensure_instant(start, name="start")]
@@ -103,7 +105,8 @@ def first_touches(leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Times
                            table="leads", column="lead_id")
 
     touches = _touches(activities, as_of, types)
-    logging_start = touches["created_at"].min() if len(touches) else pd.NaT
+    logging_start = first_logged(activities, touches["created_at"].min() if len(touches) else pd.NaT,
+                                 as_of=as_of, types=types, direction="outbound", with_lead=True)
     # the first touch at or after the lead's own creation (all leads, so the window can start anywhere)
     all_leads = leads.loc[leads["created_at"] < as_of, ["lead_id", "created_at"]]
     m = touches.merge(all_leads.rename(columns={"created_at": "_lead_at"}), on="lead_id", how="inner")
@@ -275,6 +278,8 @@ def inbound_calls(activities: pd.DataFrame, as_of: pd.Timestamp, *, start: pd.Ti
     as_of = ensure_instant(as_of)
     if callback_within_days <= 0:
         raise CrmConfigError(f"callback_within_days must be positive, not {callback_within_days}")
+    if start is not None:
+        require_rows(activities, start, what="inbound calls")
     calls = _calls(activities, as_of)
     inb = calls.loc[calls["_dir"] == "inbound"]
     if start is not None:
@@ -326,6 +331,7 @@ def missed_call_rate(calls: pd.DataFrame, *, start: pd.Timestamp | None = None,
     :class:`~crmlib.stats.intervals.Proportion` (successes = missed calls); no calls
     gives NaN, never 0%.
     """
+    require_rows(calls, start, what="the missed-call rate")
     if start is not None:
         calls = calls.loc[calls["created_at"] >= ensure_instant(start, name="start")]
     if end is not None:
@@ -457,6 +463,8 @@ def missed_call_alerts(calls: pd.DataFrame, as_of: pd.Timestamp, *, weeks: int =
         raise CrmConfigError(f"method must be 'holm' or 'bonferroni', not {method!r}")
     last = _week_start(pd.Series([as_of - pd.Timedelta(microseconds=1)]))[0]
     first = last - pd.Timedelta(weeks=weeks - 1)
+    require_rows(calls, (first - pd.Timedelta(weeks=baseline_weeks)).tz_localize(
+        as_of.tz, ambiguous=True, nonexistent="shift_forward"), what="the missed-call alerts")
     known = calls.loc[calls["missed"].notna()]
     per_week = pd.DataFrame({"n": known.groupby("week").size(),
                              "events": known["missed"].astype(bool).groupby(known["week"]).sum()})
@@ -497,8 +505,9 @@ def call_heatmap(activities: pd.DataFrame, as_of: pd.Timestamp, *, start: pd.Tim
     end = as_of if end is None else min(ensure_instant(end, name="end"), as_of)
     if end <= start:
         raise CrmConfigError(f"call_heatmap needs start ({start}) before end ({end})")
+    require_rows(activities, start, what="the calls of a window")
     calls = _calls(activities, as_of)
-    start = _logged_from(calls, start)
+    start = _logged_from(calls, start, as_of)
     calls = calls.loc[(calls["created_at"] >= start) & (calls["created_at"] < end)]
     if direction is not None:
         calls = calls.loc[calls["_dir"] == str(direction).lower()]
@@ -546,8 +555,9 @@ def call_handling(activities: pd.DataFrame, as_of: pd.Timestamp, *, start: pd.Ti
     if end <= start:
         raise CrmConfigError(f"call_handling needs start ({start}) before end ({end})")
     by = [by] if isinstance(by, str) else list(by)
+    require_rows(activities, start, what="the calls of a window")
     calls = _calls(activities, as_of)
-    start = _logged_from(calls, start)
+    start = _logged_from(calls, start, as_of)
     calls = calls.loc[(calls["created_at"] >= start) & (calls["created_at"] < end)]
     missing = [c for c in by if c not in calls.columns]
     if missing:
@@ -678,11 +688,11 @@ def _calls(activities: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     return calls
 
 
-def _logged_from(calls: pd.DataFrame, start: pd.Timestamp) -> pd.Timestamp:
+def _logged_from(calls: pd.DataFrame, start: pd.Timestamp, as_of=None) -> pd.Timestamp:
     """``start``, or local midnight of the first logged call's day when that is later."""
     if not len(calls):
         return start
-    first = calls["created_at"].min().normalize()
+    first = first_logged(calls, calls["created_at"].min(), as_of=as_of, types=("call",)).normalize()
     return max(start, first)
 
 

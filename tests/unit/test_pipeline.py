@@ -398,6 +398,15 @@ def test_task_coverage_by_hand():
     assert out.loc["T2", "overdue_since"] == t("2026-09-25")
 
 
+def test_task_coverage_when_no_task_is_open_at_all():
+    """Only a completed task and one without a due date: every open deal lacks a next task
+    (this used to crash mapping an empty lookup)."""
+    tasks = [TASKS[3], TASKS[7]]  # done before as_of; no due date
+    out = task_coverage(make_deals(TASK_DEALS), make_activities(tasks), as_of=AS_OF)
+    assert len(out) == 5 and not out["has_next_task"].any() and not out["has_overdue_task"].any()
+    assert out["next_due_at"].isna().all() and str(out["next_due_at"].dtype).startswith("datetime64")
+
+
 def test_task_coverage_shares_per_owner():
     out = task_coverage_by_owner(make_deals(TASK_DEALS), make_activities(TASKS), as_of=AS_OF)
     assert out["owner_id"].tolist() == ["u1", "u2"]

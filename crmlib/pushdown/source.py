@@ -1,0 +1,273 @@
+"""The load step for a large source: heavy tables audited and aggregated where they lie.
+
+A source is *large* when ``export.yaml`` says ``pushdown: true``, when
+:func:`crmlib.data.open_data` is called with ``pushdown=True``, or (``pushdown: auto``,
+the default) when it is a folder whose ``activities.parquet`` has more than
+:data:`PUSHDOWN_ROWS` rows. For a large source :func:`read_large`
+
+1. reads and audits the light tables (users, accounts, deals, ...) in pandas as always;
+2. opens the heavy tables (activities, stage_history, orders) in the engine (DuckDB over
+   the Parquet files, or the database's own tables) and audits them there
+   (:mod:`crmlib.pushdown.audit`): input = kept + quarantined holds for them as for the rest;
+3. computes the aggregates (:mod:`crmlib.pushdown.expressions`) over their clean rows up
+   to ``as_of``;
+4. brings into pandas the clean ``activities`` of the last ``pushdown_window_days``
+   (every row with an event on or after the window's start, plus every open task) and
+   the clean ``stage_history`` and ``orders``.
+
+Settings in export.yaml: ``pushdown`` (true / false / auto), ``pushdown_window_days``
+(default :data:`WINDOW_DAYS`: the 12 periods of a weekly report, its year-ago
+comparison and a 52-week scan with its 8-week baseline), ``pushdown_memory`` (DuckDB's
+memory limit, default ``"1GB"``; it spills to disk beyond).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from datetime import timezone as dt_timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CrmConfigError, CrmDataError
+from ..load import Mapping, export_mapping, is_database_url, read_source, resolve_url, safe_source_label
+from ..schema import TABLES, _dtype, spec
+from . import backends
+
+PUSHDOWN_ROWS = 2_000_000  # activities rows from which a Parquet folder is read as a large source
+WINDOW_DAYS = 455  # 65 weeks of activity rows
+ENGINE_MEMORY = "1GB"
+HEAVY = backends.HEAVY_TABLES
+WINDOWED = ("activities",)  # the heavy tables whose rows come as a window (the others whole)
+_DB_SUFFIXES = (".duckdb",)
+
+__all__ = ["PUSHDOWN_ROWS", "WINDOW_DAYS", "pushdown_wanted", "read_large", "activity_window"]
+
+
+def pushdown_wanted(source, mapping: Mapping, pushdown: bool | None) -> bool:
+    """Whether ``source`` is read as a large source (see the module's docstring)."""
+    if pushdown is not None:
+        return bool(pushdown)
+    setting = mapping.raw.get("pushdown", "auto")
+    if isinstance(setting, bool):
+        return setting
+    if str(setting).lower() != "auto":
+        raise CrmConfigError(f"export.yaml: pushdown is {setting!r}; use true, false or auto")
+    src = str(source)
+    if is_database_url(src) or not Path(src).is_dir():
+        return False
+    path = Path(src) / "activities.parquet"
+    if not path.exists():
+        return False
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows > PUSHDOWN_ROWS
+
+
+def _window_days(m: Mapping, window_days) -> float:
+    value = window_days if window_days is not None else m.raw.get("pushdown_window_days", WINDOW_DAYS)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise CrmConfigError(f"pushdown_window_days must be a number of days, not {value!r}") from None
+    if value <= 0:
+        raise CrmConfigError(f"pushdown_window_days must be positive, not {value:g}")
+    return value
+
+
+def _heavy_sources(source: str, m: Mapping, con) -> tuple[dict, dict, list[Path], dict]:
+    """The heavy tables as Ibis tables with ``_pos``: (tables, labels, files, row offsets).
+
+    The row a user finds a record at is ``_pos`` + its offset: file rows count from 1; a
+    database table with ``export_row`` (see :func:`crmlib.db.write_database`) quotes that.
+    """
+    import ibis
+
+    src = str(source)
+    tables, labels, files, offsets = {}, {}, [], {}
+    if is_database_url(src) or Path(src).suffix.lower() in _DB_SUFFIXES:
+        where = {"database": "src"} if con.name == "duckdb" else {}
+        names = con.list_tables(**where)
+        for table in HEAVY:
+            tm = m.tables.get(table)
+            db_name = (tm.file if tm and isinstance(tm.file, str) else None) or next(
+                (n for n in names if n.lower() == table), None)
+            if db_name is None:
+                continue
+            if db_name not in names:
+                raise CrmDataError(f"the mapping names table {db_name!r} for {table}, but the database "
+                                   "has no such table", table=table)
+            t = con.table(db_name, **where)
+            if "export_row" in t.columns:
+                t, offsets[table] = t.mutate(**{backends.POSITION: t["export_row"].cast("int64")}).drop("export_row"), 0
+            else:
+                t, offsets[table] = t.mutate(**{backends.POSITION: ibis.row_number()}), 1
+            tables[table], labels[table] = t, db_name
+        return tables, labels, files, offsets
+    from ..load import _find_file
+
+    folder = Path(src)
+    for table in HEAVY:
+        path = _find_file(folder, table, m.tables.get(table))
+        if path is None:
+            continue
+        if not path.name.lower().endswith((".parquet", ".pq")):
+            raise CrmDataError(f"{path.name}: a large source needs its heavy tables ({', '.join(HEAVY)}) as "
+                               "Parquet (the engine reads them where they lie); convert it, or read the export "
+                               "whole with `pushdown: false` in export.yaml", table=table, source=path.name)
+        tables[table], labels[table], offsets[table] = backends.read_parquet(con, path, table), path.name, 1
+        files.append(path)
+    return tables, labels, files, offsets
+
+
+def _connect(source: str, m: Mapping, workdir: Path):
+    """The engine: PostgreSQL for a PostgreSQL source, else DuckDB in a scratch file in
+    ``workdir`` (where the typed heavy tables are materialised, compressed, once) with a
+    DuckDB source attached read-only as ``src``."""
+    import ibis
+
+    src = str(source)
+    url = resolve_url(src) if is_database_url(src) else None
+    if url is not None and url.startswith(("postgresql", "postgres")):
+        return backends.connect("postgres", url=src)
+    if url is not None and not url.startswith("duckdb:///"):
+        raise CrmConfigError(f"{safe_source_label(src)}: a large source in a database is read from "
+                             "PostgreSQL or DuckDB; read other databases whole (`pushdown: false`)")
+    memory = str(m.raw.get("pushdown_memory", ENGINE_MEMORY))
+    con = ibis.duckdb.connect(str(workdir / "engine.duckdb"), memory_limit=memory,
+                              temp_directory=str(workdir / "spill"), preserve_insertion_order=True)
+    db_file = url[len("duckdb:///"):] if url is not None else (src if Path(src).suffix.lower() in _DB_SUFFIXES
+                                                              else None)
+    if db_file is not None:
+        con.attach(str(Path(db_file).resolve()), "src", read_only=True)
+    return con
+
+
+def _instant(value, tz: str) -> pd.Timestamp:
+    from ..periods import as_of_instant
+
+    return as_of_instant(value, tz)
+
+
+def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=None,
+               window_days=None, workdir: str | os.PathLike | None = None):
+    """Read, audit and aggregate a large source; returns the pieces of a :class:`crmlib.data.CrmData`.
+
+    Returns ``(tables, audit_result, aggregates, fingerprint, meta)``.
+    """
+    from ..audit import audit
+    from ..data import fingerprint_files, fingerprint_frames
+    from ..periods import default_as_of
+    from .audit import audit_heavy, history_missing_current_stage, merge_results
+
+    m = export_mapping(source, mapping)
+    days = _window_days(m, window_days)
+    light_names = tuple(t for t in TABLES if t not in HEAVY)
+    raw_light = read_source(source, mapping=m, tables=light_names)
+    ext = extracted_at or m.extracted_at
+    notes: list[str] = []
+    if ext is None:
+        ext_ts = pd.Timestamp(dt.datetime.now(dt_timezone.utc)).floor("s")
+        notes.append("no extracted_at recorded: events after the time of loading count as future")
+    else:
+        ext_ts = pd.Timestamp(ext)
+        ext_ts = ext_ts.tz_localize(m.timezone) if ext_ts.tzinfo is None else ext_ts
+    ext_ts = ext_ts.tz_convert(timezone)
+    light = audit(raw_light, timezone=timezone, extracted_at=ext_ts)
+    light_files = list(raw_light.files)
+    deals_source = raw_light.tables["deals"].source
+    deals_rows = _kept_rows(raw_light, light, "deals")
+    del raw_light  # the light tables as read: only the audited ones are kept
+    if as_of is None:
+        as_of = m.as_of or default_as_of(dt.date.today())
+    as_of_ts = _instant(as_of, timezone)
+    rows_from = as_of_ts - pd.Timedelta(days=days)
+
+    own_tmp = workdir is None
+    work = Path(tempfile.mkdtemp(prefix="crm-pushdown-")) if own_tmp else Path(workdir)
+    con = _connect(str(source), m, work)
+    try:
+        with backends.quiet():  # ibis' own deprecation notes
+            raw_heavy, labels, files, offsets = _heavy_sources(str(source), m, con)
+            heavy = {name: audit_heavy(con, raw_heavy[name], name, source=labels[name], mapping=m, light=light,
+                                       timezone=timezone, extracted_at=ext_ts, row_offset=offsets[name])
+                     for name in HEAVY if name in raw_heavy}
+            deal_flags = None
+            if "stage_history" in heavy:
+                deal_flags = history_missing_current_stage(con, heavy["stage_history"].kept, light.tables["deals"])
+            result = merge_results(light, heavy, deal_flags=deal_flags, deals_source=deals_source,
+                                   deals_rows=deals_rows, timezone=timezone)
+            kept = {name: h.kept for name, h in heavy.items()}
+            aggregates = backends.run(con, kept, as_of=as_of_ts, timezone=timezone)
+            tables = dict(result.tables)
+            for name, expr in kept.items():
+                if name in WINDOWED:
+                    expr = activity_window(expr, rows_from, con.name)
+                tables[name] = _to_frame(con, expr, name, timezone, work / f"{name}.parquet")
+    finally:
+        con.disconnect()
+        if own_tmp:
+            import shutil
+
+            shutil.rmtree(work, ignore_errors=True)
+    _release_memory()
+    fp = fingerprint_files(light_files + files, m) if light_files or files \
+        else fingerprint_frames({**result.tables, **{f"_{k}": v for k, v in aggregates.items()}})
+    meta = {
+        "source": safe_source_label(source), "timezone": timezone, "currency": m.currency,
+        "as_of": m.as_of, "extracted_at": ext_ts.isoformat(), "mapping": m.name,
+        "notes": result.notes + notes, "masked": False,
+        "pushdown": {"engine": "duckdb" if not str(source).startswith(("postgres", "env:")) else "postgres",
+                     "as_of": as_of_ts.isoformat(), "window_days": days,
+                     "rows_from": {name: rows_from.isoformat() for name in WINDOWED if name in heavy}},
+    }
+    return tables, result, aggregates, fp, meta
+
+
+def _release_memory() -> None:
+    """Hand the memory of the engine's results back to the system (Arrow keeps freed blocks)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
+def _kept_rows(raw_light, light, table: str) -> np.ndarray:
+    """The source row numbers of the kept rows of a light table, in their order."""
+    rows = raw_light.tables[table].rows
+    q = light.quarantine
+    bad = set(q.loc[(q["table"] == table) & (q["check"] != "ragged_row"), "row"].astype("int64"))
+    return np.array([r for r in rows if int(r) not in bad], dtype="int64")
+
+
+def activity_window(kept, rows_from: pd.Timestamp, dialect: str | None = None):
+    """The activities a report may need from ``rows_from`` on: any with an event (logged,
+    due or completed) on or after it, and every task or meeting still open."""
+    from .expressions import micros, to_micros
+
+    start = to_micros(rows_from)
+    return kept.filter((micros(kept.created_at, dialect) >= start) | (micros(kept.completed_at, dialect) >= start)
+                       | (micros(kept.due_at, dialect) >= start)
+                       | (kept.completed_at.isnull() & kept.due_at.notnull() & kept.type.isin(["task", "meeting"])))
+
+
+def _to_frame(con, expr, table: str, timezone: str, path: Path) -> pd.DataFrame:
+    """A kept table (or a window of it) as the pandas frame the in-memory audit keeps: canonical
+    columns and dtypes, rows in the export's order. Written by the engine to Parquet first, so
+    the rows stream out of it."""
+    cols = spec(table).column_names
+    ordered = expr.order_by(backends.POSITION).select(*cols)
+    with backends.quiet():
+        con.to_parquet(ordered, str(path))
+    df = pd.read_parquet(path)
+    out = {}
+    for c in spec(table).columns:
+        s = df[c.name]
+        dtype = _dtype(c.kind, timezone)
+        if c.kind == "timestamp":
+            s = pd.to_datetime(s, utc=True).dt.tz_convert(timezone)
+        out[c.name] = s.astype(dtype)
+    path.unlink(missing_ok=True)
+    return pd.DataFrame(out)

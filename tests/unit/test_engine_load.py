@@ -1,0 +1,268 @@
+"""The load step for large sources: the heavy tables audited and aggregated in DuckDB.
+
+The same Parquet export is opened twice, whole in pandas (``pushdown=False``) and as a
+large source (``pushdown=True``): the counts (input = kept + quarantined), the
+quarantine with its reasons and records, the findings, the completeness and the clean
+tables must be identical, on the sample and on a small export that breaks every check of
+the heavy tables. With the default window, the metrics must give the in-memory numbers
+for every question the window or the aggregates answer, and refuse the others in one line.
+"""
+
+import pandas as pd
+import pytest
+import yaml
+
+from helpers import SAMPLE
+from crmlib.data import CrmData, open_data
+from crmlib.errors import CrmDataError
+from crmlib.load import coerce_table, read_source
+from crmlib.metrics import activity, goals, pipeline, response
+from crmlib.periods import as_of_instant, period_bounds
+from crmlib.pushdown import PushdownInfo, frames, pushdown_info
+from crmlib.pushdown.info import ATTR
+from crmlib.pushdown import source as pushdown_source
+
+AS_OF = as_of_instant("2026-09-27", "UTC")
+
+
+def write_parquet_export(src, folder, settings: dict) -> None:
+    """An export as typed Parquet files (values that do not parse become missing) + export.yaml."""
+    raw = read_source(src)
+    for name, rt in raw.tables.items():
+        typed, _ = coerce_table(rt, raw.mapping, timezone="UTC")
+        typed.to_parquet(folder / f"{name}.parquet", index=False)
+    (folder / "export.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+
+
+def assert_same_audit(whole: CrmData, large: CrmData, heavy_whole=True) -> None:
+    pd.testing.assert_frame_equal(whole.counts, large.counts)
+    by = ["table", "row", "check"]
+    pd.testing.assert_frame_equal(whole.quarantine.sort_values(by).reset_index(drop=True),
+                                  large.quarantine.sort_values(by).reset_index(drop=True))
+    by = ["table", "row", "check", "column"]
+    pd.testing.assert_frame_equal(whole.findings.sort_values(by).reset_index(drop=True),
+                                  large.findings.sort_values(by).reset_index(drop=True))
+    pd.testing.assert_frame_equal(whole.completeness, large.completeness)
+    assert set(whole.tables) == set(large.tables)
+    for name in whole.tables:
+        if name == "activities" and not heavy_whole:
+            continue
+        pd.testing.assert_frame_equal(whole.tables[name], large.tables[name], obj=name)
+
+
+# ----------------------------------------------------------------------------- the sample
+@pytest.fixture(scope="module")
+def sample_parquet(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sample_parquet")
+    settings = yaml.safe_load((SAMPLE / "export.yaml").read_text(encoding="utf-8"))
+    settings = {k: v for k, v in settings.items() if k not in ("date_formats", "generator")}
+    write_parquet_export(SAMPLE, folder, settings)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def whole(sample_parquet):
+    return open_data(sample_parquet, pushdown=False)
+
+
+@pytest.fixture(scope="module")
+def large(sample_parquet):
+    return open_data(sample_parquet, pushdown=True)  # the default window: 455 days of activities
+
+
+def test_the_sample_read_as_a_large_source_gives_the_same_audit_and_tables(sample_parquet, whole):
+    everything = open_data(sample_parquet, pushdown=True,
+                           mapping={**yaml.safe_load((sample_parquet / "export.yaml").read_text()),
+                                    "pushdown_window_days": 4000})
+    assert_same_audit(whole, everything)
+    counts = everything.counts.set_index("table")
+    assert (counts["input"] == counts["kept"] + counts["quarantined"]).all()
+    assert counts.loc["activities", "quarantined"] > 100  # the sample's dirty rows are found in the engine
+    aggregates = frames.aggregate_frames(whole.tables, as_of=AS_OF)
+    assert set(everything.aggregates) == set(aggregates)
+    for name, frame in aggregates.items():
+        pd.testing.assert_frame_equal(everything.aggregates[name], frame, check_exact=False, rtol=1e-9, obj=name)
+
+
+def test_a_large_source_loads_a_window_of_activities_and_counts_every_row(whole, large):
+    assert_same_audit(whole, large, heavy_whole=False)
+    info = pushdown_info(large.tables["activities"])
+    assert info.rows_from == AS_OF - pd.Timedelta(days=455) and info.as_of == AS_OF
+    acts, every = large.tables["activities"], whole.tables["activities"]
+    assert 0 < len(acts) < len(every)
+    started = ((every["created_at"] >= info.rows_from) | (every["completed_at"] >= info.rows_from)
+               | (every["due_at"] >= info.rows_from)
+               | (every["completed_at"].isna() & every["due_at"].notna() & every["type"].isin(["task", "meeting"])))
+    pd.testing.assert_frame_equal(acts, every.loc[started].reset_index(drop=True))
+    assert pushdown_info(whole.tables["activities"]) is None
+
+
+def test_metrics_on_the_window_give_the_whole_tables_numbers(whole, large):
+    w, big = whole.tables, large.tables
+    week = period_bounds(AS_OF, "week")
+    for fn, kw in [
+        (activity.activities_done, dict(start=week.current.start, end=week.current.end, as_of=AS_OF)),
+        (activity.activities_scheduled, dict(start=week.current.next().start, end=week.current.next().end,
+                                             as_of=AS_OF)),
+        (activity.rep_week_activity, dict(as_of=AS_OF, weeks=52, min_weekly_calls=1)),
+        (activity.rep_week_activity, dict(as_of=AS_OF, weeks=150, min_weekly_calls=1)),  # the aggregate
+    ]:
+        pd.testing.assert_frame_equal(fn(big["activities"], **kw), fn(w["activities"], **kw))
+    start = AS_OF - pd.Timedelta(weeks=12)
+    pd.testing.assert_frame_equal(response.first_touches(big["leads"], big["activities"], AS_OF, start=start),
+                                  response.first_touches(w["leads"], w["activities"], AS_OF, start=start))
+    calls_big = response.inbound_calls(big["activities"], AS_OF)
+    calls = response.inbound_calls(w["activities"], AS_OF)
+    pd.testing.assert_frame_equal(response.missed_call_alerts(calls_big, AS_OF),
+                                  response.missed_call_alerts(calls, AS_OF))
+    pd.testing.assert_frame_equal(response.call_heatmap(big["activities"], AS_OF, start=start),
+                                  response.call_heatmap(w["activities"], AS_OF, start=start))
+    pd.testing.assert_frame_equal(pipeline.task_coverage(w["deals"], big["activities"], as_of=AS_OF),
+                                  pipeline.task_coverage(w["deals"], w["activities"], as_of=AS_OF))
+
+
+def test_questions_before_the_window_are_refused_in_one_line(large):
+    acts = large.tables["activities"]
+    old = AS_OF - pd.Timedelta(days=700)
+    with pytest.raises(CrmDataError, match="pushdown_window_days"):
+        activity.activities_done(acts, start=old, end=old + pd.Timedelta(days=7), as_of=AS_OF)
+    with pytest.raises(CrmDataError, match="from 20"):
+        response.first_touches(large.tables["leads"], acts, AS_OF)  # every lead: from the first row
+    calls = response.inbound_calls(acts, AS_OF)  # a derived frame keeps the window's limits
+    with pytest.raises(CrmDataError, match="missed-call rate"):
+        response.missed_call_rate(calls, start=old, end=old + pd.Timedelta(days=7))
+
+
+def test_goals_before_the_window_have_no_actual_instead_of_a_partial_one(whole):
+    # the sample's call and meeting targets start 2025-10; a window from 2026-03 cuts through them
+    every = whole.tables["activities"]
+    rows_from = pd.Timestamp("2026-03-01", tz="UTC")
+    window = every.loc[(every["created_at"] >= rows_from) | (every["completed_at"] >= rows_from)
+                       | (every["due_at"] >= rows_from)].reset_index(drop=True)
+    window.attrs[ATTR] = PushdownInfo("activities", rows_from, AS_OF, {}, 211)
+    kw = dict(as_of=AS_OF, deals=None, leads=None, users=whole.tables["users"])
+    mine = goals.goal_actuals(whole.tables["targets"], activities=window, **kw)
+    theirs = goals.goal_actuals(whole.tables["targets"], activities=every, **kw)
+    calls = mine["metric"].isin(["calls", "meetings"]).to_numpy()
+    early = calls & (mine["period_start"] < rows_from).to_numpy()
+    assert early.any() and (calls & ~early).any()
+    assert mine.loc[early, "actual"].isna().all() and theirs.loc[early, "actual"].notna().all()
+    pd.testing.assert_frame_equal(mine.loc[~early], theirs.loc[~early])
+
+
+def test_the_snapshot_of_a_large_source_keeps_its_aggregates_and_window(large, tmp_path):
+    back = CrmData.load(large.save(tmp_path / "snap"))
+    assert set(back.aggregates) == set(large.aggregates)
+    for name in large.aggregates:
+        pd.testing.assert_frame_equal(back.aggregates[name], large.aggregates[name])
+    info = pushdown_info(back.tables["activities"])
+    assert info.rows_from == pushdown_info(large.tables["activities"]).rows_from
+    pd.testing.assert_frame_equal(back.tables["activities"], large.tables["activities"])
+    one = back.filtered(owners=["U003"])
+    weeks = one.aggregates["activity_weeks"]
+    assert len(weeks) and set(weeks["owner_id"]) == {"U003"}
+    assert "deal_activity" not in one.aggregates  # a deal's activities have many owners
+    assert pushdown_info(one.tables["activities"]).aggregates["activity_weeks"] is one.aggregates["activity_weeks"]
+
+
+def test_a_parquet_folder_with_many_activities_is_read_as_a_large_source(sample_parquet, monkeypatch):
+    settings = yaml.safe_load((sample_parquet / "export.yaml").read_text())
+    assert not pushdown_source.pushdown_wanted(sample_parquet, _mapping(settings), None)
+    monkeypatch.setattr(pushdown_source, "PUSHDOWN_ROWS", 10_000)  # the sample has 32,361 activities
+    assert pushdown_source.pushdown_wanted(sample_parquet, _mapping(settings), None)
+    assert not pushdown_source.pushdown_wanted(sample_parquet, _mapping({**settings, "pushdown": False}), None)
+    assert not pushdown_source.pushdown_wanted(SAMPLE, _mapping(settings), None)  # CSV: read whole
+
+
+def _mapping(settings):
+    from crmlib.load import Mapping
+
+    return Mapping.from_dict(settings)
+
+
+# ----------------------------------------------------------------------------- a hostile export
+def _hostile(folder):
+    ts = lambda x: pd.Timestamp(x, tz="UTC")  # noqa: E731
+    pd.DataFrame({"user_id": ["U1", "U2"], "name": ["Ann", "Bob"]}).to_parquet(folder / "users.parquet")
+    pd.DataFrame({"account_id": ["A1"], "name": ["Acme"]}).to_parquet(folder / "accounts.parquet")
+    pd.DataFrame({"lead_id": ["L1"], "created_at": [ts("2024-01-01")]}).to_parquet(folder / "leads.parquet")
+    pd.DataFrame({"pipeline": ["p"] * 3, "stage": ["Qualification", "Proposal", "Won"], "order": [1, 2, 3]}) \
+        .to_parquet(folder / "stages.parquet")
+    pd.DataFrame({
+        "deal_id": ["D1", "D2", "D3"], "status": ["open", "open", "open"], "amount": [10.0, 20.0, 30.0],
+        "stage": ["Proposal", "Proposal", "Qualification"], "owner_id": ["U1", "U1", "U2"],
+        "created_at": [ts("2024-01-01"), ts("2024-01-01"), ts("2024-01-01")],
+    }).to_parquet(folder / "deals.parquet")
+    call = dict(type="call", owner_id="U1", deal_id="D1", created_at=ts("2024-01-02 10:00"), direction="outbound")
+    pd.DataFrame([
+        dict(call, activity_id="A1"),                                      # row 1: kept
+        dict(call, activity_id="A1", created_at=ts("2024-01-03")),         # row 2: duplicate id
+        dict(call, activity_id=None, owner_id="Total"),                    # row 3: a Total line
+        dict(call, activity_id=None, created_at=ts("2024-01-04")),         # row 4: no id
+        dict(call, activity_id="A4", type="fax"),                          # row 5: not a type
+        dict(call, activity_id="A5", type=None),                           # row 6: type missing
+        dict(call, activity_id="A6", created_at=ts("2024-03-01")),         # row 7: after the export
+        dict(call, activity_id="A7", owner_id="U2", deal_id="D2"),         # row 8: kept
+        dict(call, activity_id="A8", owner_id="U2", deal_id="D2"),         # row 9: A7 again, new id
+        dict(call, activity_id="A9", owner_id="U99", deal_id="D99"),       # row 10: kept, two orphans
+        dict(call, activity_id="A10", direction="sideways"),               # row 11: not a direction
+        dict(call, activity_id="A11", lead_id="L1"),                       # row 12: kept
+    ]).to_parquet(folder / "activities.parquet")
+    pd.DataFrame([
+        dict(deal_id="D1", stage="Qualification", entered_at=ts("2024-01-01 01:00")),  # row 1: kept
+        dict(deal_id="D1", stage="Qualification", entered_at=ts("2024-01-01 01:00")),  # row 2: the same row
+        dict(deal_id="D1", stage="Lost in space", entered_at=ts("2024-01-05")),        # row 3: unknown stage
+        dict(deal_id="D2", stage="Proposal", entered_at=ts("2023-12-01")),             # row 4: before D2 began
+        dict(deal_id="D9", stage="Proposal", entered_at=ts("2024-01-02")),             # row 5: no such deal
+        dict(deal_id="D3", stage="Qualification", entered_at=ts("2024-06-01")),        # row 6: after the export
+    ]).to_parquet(folder / "stage_history.parquet")
+    order = dict(account_id="A1", deal_id="D1", ordered_at=ts("2024-01-10"), revenue=100.0, currency="EUR")
+    pd.DataFrame([
+        dict(order, order_id="O1"),                      # row 1: kept
+        dict(order, order_id="O2", revenue=-5.0),        # row 2: negative
+        dict(order, order_id="O3", currency=" euro"),    # row 3: not a currency code
+        dict(order, order_id="O4", account_id="A9"),     # row 4: kept, orphan account
+        dict(order, order_id="O5", ordered_at=pd.NaT),   # row 5: no date
+        dict(order, order_id="O1", revenue=1.0),         # row 6: duplicate id
+    ]).to_parquet(folder / "orders.parquet")
+    settings = {"name": "hostile", "timezone": "UTC", "currency": "EUR", "extracted_at": "2024-02-01T00:00:00",
+                "as_of": "2024-01-31"}
+    (folder / "export.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+
+
+def test_every_check_of_the_heavy_tables_runs_in_the_engine_as_in_pandas(tmp_path):
+    _hostile(tmp_path)
+    whole = open_data(tmp_path, pushdown=False)
+    large = open_data(tmp_path, pushdown=True)
+    assert_same_audit(whole, large)
+    q = large.quarantine
+    by_hand = {
+        "activities": [(2, "duplicate_id"), (3, "summary_row"), (4, "missing_key"), (5, "not_allowed"),
+                       (6, "missing_value"), (7, "future_date"), (9, "bulk_duplicate"), (11, "not_allowed")],
+        "stage_history": [(2, "duplicate_id"), (3, "unknown_stage"), (6, "future_date")],
+        "orders": [(2, "negative_amount"), (3, "bad_currency"), (5, "missing_value"), (6, "duplicate_id")],
+    }
+    for table, expected in by_hand.items():
+        got = q.loc[q["table"] == table].sort_values("row")
+        assert list(zip(got["row"], got["check"])) == expected, table
+    f = large.findings
+    assert sorted(zip(f["table"], f["row"], f["check"], f["column"])) == sorted([
+        ("activities", 10, "orphan", "owner_id"), ("activities", 10, "orphan", "deal_id"),
+        ("stage_history", 4, "history_out_of_order", "entered_at"), ("stage_history", 5, "orphan", "deal_id"),
+        ("orders", 4, "orphan", "account_id"), ("deals", 1, "history_missing_current_stage", "stage"),
+    ])
+    counts = large.counts.set_index("table")
+    assert counts.loc["activities", ["input", "kept", "quarantined", "flagged"]].tolist() == [12, 4, 8, 1]
+    assert counts.loc["deals", "flagged"] == 1
+    reason = q.loc[(q["table"] == "activities") & (q["row"] == 9), "reason"].item()
+    assert reason == "identical to activity_id A7 (row 8) except its id"
+
+
+def test_text_where_a_large_source_needs_timestamps_is_one_clear_error(tmp_path):
+    _hostile(tmp_path)
+    acts = pd.read_parquet(tmp_path / "activities.parquet")
+    acts["created_at"] = acts["created_at"].astype("str")
+    acts.to_parquet(tmp_path / "activities.parquet")
+    with pytest.raises(CrmDataError, match=r"created_at of activities is string where a timestamp belongs") as e:
+        open_data(tmp_path, pushdown=True)
+    assert "\n" not in str(e.value)
