@@ -85,19 +85,18 @@ HAND_SQL = {
         GROUP BY ALL""",
     "stage_durations": """
         WITH h AS (
-            SELECT deal_id, stage, entered_at, file_row_number AS pos,
+            SELECT deal_id, stage, epoch_us(entered_at) AS t, file_row_number AS pos,
                    lag(stage) OVER (PARTITION BY deal_id ORDER BY entered_at, file_row_number) AS prev
             FROM read_parquet('{folder}/stage_history.parquet', file_row_number = true)
             WHERE entered_at < TIMESTAMPTZ '{as_of}'),
         v AS (
-            SELECT deal_id, stage, entered_at,
-                   lead(entered_at) OVER (PARTITION BY deal_id ORDER BY entered_at, pos) AS left_at
+            SELECT deal_id, stage, t, lead(t) OVER (PARTITION BY deal_id ORDER BY t, pos) AS left_t
             FROM h WHERE prev IS NULL OR prev <> stage)
-        SELECT deal_id, stage, count(*) AS visits, count(left_at) AS completed,
-               sum(epoch(coalesce(left_at, TIMESTAMPTZ '{as_of}') - entered_at)) / 86400 AS days,
-               coalesce(sum(epoch(left_at - entered_at)), 0) / 86400 AS completed_days,
-               min(entered_at) AS first_entered_at, max(entered_at) AS last_entered_at,
-               count(*) > count(left_at) AS current
+        SELECT deal_id, stage, count(*) AS visits, count(left_t) AS completed,
+               sum(coalesce(left_t, epoch_us(TIMESTAMPTZ '{as_of}')) - t) / 86400e6 AS days,
+               coalesce(sum(left_t - t), 0) / 86400e6 AS completed_days,
+               make_timestamp(min(t)) AS first_entered_at, make_timestamp(max(t)) AS last_entered_at,
+               count(*) > count(left_t) AS current
         FROM v GROUP BY deal_id, stage""",
     "customer_orders": """
         SELECT account_id, currency, count(*) AS orders, coalesce(sum(revenue), 0) AS revenue,

@@ -171,10 +171,12 @@ def execute(con, expr) -> pd.DataFrame:
 
 @contextlib.contextmanager
 def quiet():
-    """Silence the deprecation notes ibis 12 raises inside itself (duckdb's
-    fetch_arrow_table, pandas' future.infer_string): they concern ibis, not its callers."""
+    """Silence the deprecation notes ibis 12 and pyspark raise inside themselves (duckdb's
+    fetch_arrow_table, pandas' future.infer_string and copy keyword): they concern those
+    libraries, not their callers."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ibis\.")
         warnings.filterwarnings("ignore", message=r".*future\.infer_string.*")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"pyspark\.")  # pandas 3 notes
         yield
 
