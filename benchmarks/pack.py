@@ -16,16 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _tree import run_tree  # noqa: E402  (benchmarks/_tree.py, beside this script)
 from crmlib import runner  # noqa: E402
 
 TARGET = 1.3
@@ -50,46 +48,16 @@ def floor_notebooks(reports, folder: Path) -> None:
 
 def measure(args: list[str], out: Path) -> dict:
     """Run the command; wall time and peak RSS of its whole process tree."""
-    import psutil
-
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "crmlib", "run", *args, "--out", str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    peak = 0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        root = psutil.Process(process.pid)
-        while not stop.is_set():
-            try:
-                tree = [root, *root.children(recursive=True)]
-                total = 0
-                for proc in tree:
-                    try:
-                        total += proc.memory_info().rss
-                    except (psutil.NoSuchProcess, psutil.AccessDenied):
-                        pass
-                peak = max(peak, total)
-            except psutil.NoSuchProcess:
-                return
-            stop.wait(0.05)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    stdout, stderr = process.communicate()
-    wall = time.perf_counter() - start
-    stop.set()
-    sampler.join()
+    run = run_tree([sys.executable, "-m", "crmlib", "run", *args, "--out", str(out)], env=env)
     manifest = None
-    lines = stdout.strip().splitlines()
+    lines = run["stdout"].strip().splitlines()
     if lines and Path(lines[-1]).name == "index.html":
         manifest_path = Path(lines[-1]).parent / "manifest.json"
         if manifest_path.exists():
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    return {"wall_s": wall, "peak_mb": peak / 2**20, "code": process.returncode,
-            "stderr": stderr.strip(), "manifest": manifest}
+    return {"wall_s": run["wall_s"], "peak_mb": run["peak_tree_gib"] * 1024, "code": run["code"],
+            "stderr": run["stderr"].strip(), "manifest": manifest}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,16 +28,16 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _tree import run_tree  # noqa: E402  (benchmarks/_tree.py, beside this script)
 
 TARGETS = {10_000_000: (300.0, 4.0), 100_000_000: (1200.0, 8.0)}  # activities: (pack seconds, GiB)
 RATIO_TARGET = 1.5
@@ -137,50 +137,6 @@ def ensure_data(size, folder: Path) -> float:
     t0 = time.perf_counter()
     write_large(folder, size=size)
     return time.perf_counter() - t0
-
-
-def run_tree(cmd: list[str], *, env=None, memory_cap_gib: float | None = None) -> dict:
-    """Run ``cmd``: wall time, peak RSS of its whole process tree (sampled), its stdout/stderr.
-
-    ``memory_cap_gib`` caps the address space of the command and of each of its children
-    (RLIMIT_AS): a report that needs more fails with MemoryError instead of pushing a shared
-    machine into its out-of-memory killer.
-    """
-    import psutil
-
-    def cap() -> None:
-        limit = int(memory_cap_gib * GIB)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    start = time.perf_counter()
-    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                               preexec_fn=cap if memory_cap_gib else None)
-    peak, stop = 0, threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        root = psutil.Process(process.pid)
-        while not stop.is_set():
-            try:
-                total = 0
-                for proc in [root, *root.children(recursive=True)]:
-                    try:
-                        total += proc.memory_info().rss
-                    except (psutil.NoSuchProcess, psutil.AccessDenied):
-                        pass
-                peak = max(peak, total)
-            except psutil.NoSuchProcess:
-                return
-            stop.wait(0.1)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    stdout, stderr = process.communicate()
-    wall = time.perf_counter() - start
-    stop.set()
-    sampler.join()
-    return {"wall_s": wall, "peak_tree_gib": peak / GIB, "code": process.returncode, "stdout": stdout,
-            "stderr": stderr}
 
 
 def measure_load(folder: Path) -> dict:

@@ -1,0 +1,54 @@
+"""Shared by the benchmarks: run a command and measure its whole process tree."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import threading
+import time
+
+GIB = 2**30
+
+
+def run_tree(cmd: list[str], *, env=None, memory_cap_gib: float | None = None) -> dict:
+    """Run ``cmd``: wall time, peak RSS of its whole process tree (sampled), its stdout/stderr.
+
+    ``memory_cap_gib`` caps the address space of the command and of each of its children
+    (RLIMIT_AS): a report that needs more fails with MemoryError instead of pushing a shared
+    machine into its out-of-memory killer.
+    """
+    import psutil
+
+    def cap() -> None:
+        limit = int(memory_cap_gib * GIB)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    start = time.perf_counter()
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               preexec_fn=cap if memory_cap_gib else None)
+    peak, stop = 0, threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        root = psutil.Process(process.pid)
+        while not stop.is_set():
+            try:
+                total = 0
+                for proc in [root, *root.children(recursive=True)]:
+                    try:
+                        total += proc.memory_info().rss
+                    except (psutil.NoSuchProcess, psutil.AccessDenied):
+                        pass
+                peak = max(peak, total)
+            except psutil.NoSuchProcess:
+                return
+            stop.wait(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = process.communicate()
+    wall = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    return {"wall_s": wall, "peak_tree_gib": peak / GIB, "code": process.returncode, "stdout": stdout,
+            "stderr": stderr}
