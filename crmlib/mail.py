@@ -141,9 +141,7 @@ def _ledger(out_dir: Path) -> dict:
     path = out_dir / LEDGER
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # none yet, or unreadable: nothing is known to be sent
         return {}
 
 

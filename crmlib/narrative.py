@@ -538,6 +538,21 @@ def _spike_rule(method: str, n_tested: int, alpha: float, material: str) -> str:
             f"{esc(count(n_tested, 'week'))} at the {esc(pct(alpha))} level, and {material}")
 
 
+def _describe_weeks(weeks: pd.DataFrame, flagged: pd.Series, *, too_few: str, rule: Callable[[int], str],
+                    quiet: Callable[[pd.DataFrame, str], str], part: Callable[[pd.Series], str]) -> str:
+    """The weekly spike narrative of crmlib.stats.spikes tables: ``too_few`` when no week was
+    tested, ``quiet(tested, rule)`` when none is ``flagged``, else one sentence naming each
+    flagged week by ``part``."""
+    tested = weeks.loc[weeks["tested"].astype(bool)]
+    if not len(tested):
+        return too_few
+    text = rule(len(tested))
+    hits = weeks.loc[flagged.astype(bool)]
+    if not len(hits):
+        return quiet(tested, text)
+    return _spike_sentence([part(w) for _, w in hits.iterrows()], len(tested), text)
+
+
 def _spike_sentence(parts: list[str], n_tested: int, rule: str) -> str:
     """"N weeks of M stand out (rule): part; part." for the flagged weeks' descriptions."""
     head = (f"**{esc(count(len(parts), 'week'))}** of {esc(count(n_tested))} "
@@ -548,20 +563,19 @@ def _spike_sentence(parts: list[str], n_tested: int, rule: str) -> str:
 def describe_missed_alerts(alerts: pd.DataFrame, *, alpha: float = 0.05, min_share: float = 0.25,
                            method: str = "holm") -> str:
     """Markdown on the weeks whose missed-call share stands out (a ``missed_call_alerts`` table)."""
-    tested = alerts.loc[alerts["tested"]]
-    if not len(tested):
-        return "Too few weeks of inbound calls to test any week against its baseline."
-    rule = _spike_rule(method, len(tested), alpha, f"at least {esc(pct(min_share))} missed")
-    flagged = alerts.loc[alerts["alert"]]
-    if not len(flagged):
+    def quiet(tested: pd.DataFrame, rule: str) -> str:
         top = tested.loc[tested["share"].idxmax()]
         return (f"No week stands out ({rule}). The highest share was {esc(pct(top['share']))} in the week of "
                 f"{esc(pd.Timestamp(top['week']).date())} ({esc(count(top['missed']))} of {esc(count(top['calls']))}), "
                 f"against {esc(pct(top['baseline_share']))} before: {esc(significance(top['p_adjusted'], alpha=alpha))}.")
-    parts = [f"the week of **{esc(pd.Timestamp(w['week']).date())}** missed **{esc(pct(w['share']))}** of inbound "
-             f"calls ({esc(count(w['missed']))} of {esc(count(w['calls']))}) against {esc(pct(w['baseline_share']))} "
-             f"in the weeks before (corrected {esc(_resp_p_text(w['p_adjusted']))})" for _, w in flagged.iterrows()]
-    return _spike_sentence(parts, len(tested), rule)
+
+    return _describe_weeks(
+        alerts, alerts["alert"], too_few="Too few weeks of inbound calls to test any week against its baseline.",
+        rule=lambda n: _spike_rule(method, n, alpha, f"at least {esc(pct(min_share))} missed"), quiet=quiet,
+        part=lambda w: (f"the week of **{esc(pd.Timestamp(w['week']).date())}** missed **{esc(pct(w['share']))}** of "
+                        f"inbound calls ({esc(count(w['missed']))} of {esc(count(w['calls']))}) against "
+                        f"{esc(pct(w['baseline_share']))} in the weeks before (corrected "
+                        f"{esc(_resp_p_text(w['p_adjusted']))})"))
 
 
 def missed_alert_text(alerts: pd.DataFrame) -> str:
@@ -2660,20 +2674,20 @@ def describe_sla(now: pd.DataFrame, *, previous: pd.DataFrame | None = None, yea
 def describe_sla_alerts(alerts: pd.DataFrame, *, alpha: float = 0.05, min_gap: float = 0.20,
                         method: str = "holm") -> str:
     """Markdown on the weeks whose SLA compliance fell far below the weeks before (a ``service.sla_breach_alerts`` table)."""
-    tested = alerts.loc[alerts["tested"].astype(bool)]
-    if not len(tested):
-        return "Too few weeks of tickets to test any week against its baseline."
-    rule = _spike_rule(method, len(tested), alpha, f"at least {esc(_num(min_gap * 100, 0))} points below the baseline")
-    flagged = alerts.loc[alerts["alert"].astype(bool)]
-    if not len(flagged):
+    def quiet(tested: pd.DataFrame, rule: str) -> str:
         low = tested.loc[tested["compliance"].idxmin()]
         return (f"No week stands out ({rule}). The lowest compliance was {esc(pct(low['compliance']))} in the week of "
                 f"{_svc_week(low['week'])} ({esc(count(low['met']))} of {esc(count(low['judged']))}) against "
                 f"{esc(pct(low['baseline_compliance']))} before: {esc(significance(low['p_adjusted'], alpha=alpha))}.")
-    parts = [f"the week of **{_svc_week(w['week'])}** met the SLA for only **{esc(pct(w['compliance']))}** of its tickets "
-             f"({esc(count(w['met']))} of {esc(count(w['judged']))}) against {esc(pct(w['baseline_compliance']))} in the "
-             f"weeks before ({esc(significance(w['p_adjusted'], alpha=alpha))})" for _, w in flagged.iterrows()]
-    return _spike_sentence(parts, len(tested), rule)
+
+    return _describe_weeks(
+        alerts, alerts["alert"], too_few="Too few weeks of tickets to test any week against its baseline.",
+        rule=lambda n: _spike_rule(method, n, alpha, f"at least {esc(_num(min_gap * 100, 0))} points below the baseline"),
+        quiet=quiet,
+        part=lambda w: (f"the week of **{_svc_week(w['week'])}** met the SLA for only **{esc(pct(w['compliance']))}** "
+                        f"of its tickets ({esc(count(w['met']))} of {esc(count(w['judged']))}) against "
+                        f"{esc(pct(w['baseline_compliance']))} in the weeks before "
+                        f"({esc(significance(w['p_adjusted'], alpha=alpha))})"))
 
 
 def sla_alert_text(alerts: pd.DataFrame) -> str:
@@ -2832,21 +2846,23 @@ def quality_drop_text(drops: pd.DataFrame) -> str:
 def describe_quality_drops(weekly: pd.DataFrame, drops: pd.DataFrame, *, recent_weeks: int = 4,
                            alpha: float = 0.05, min_points: float = 2.0, method: str = "holm") -> str:
     """Markdown on the weeks whose share of problem rows stands out (``weekly_problem_share`` and
-    ``quality_drops`` tables), the recent ones (which raise the alert) named first."""
-    tested = weekly.loc[weekly["tested"]]
-    if not len(tested):
-        return "Too few dated rows to test any week against the weeks before it."
-    rule = _spike_rule(method, len(tested), alpha,
-                       f"at least {esc(f'{min_points:g}')} percentage points above the baseline")
-    if not len(drops):
+    ``quality_drops`` tables), the recent ones (which raise the alert) marked."""
+    last = weekly["week"].max()
+
+    def quiet(tested: pd.DataFrame, rule: str) -> str:
         top = tested.loc[tested["share"].idxmax()]
         return (f"No week's data quality dropped ({rule}). The highest problem share was "
                 f"{esc(pct(top['share']))} in the week of {esc(pd.Timestamp(top['week']).date())} "
                 f"({esc(count(top['events']))} of {esc(count(top['n'], 'row'))}) against "
                 f"{esc(pct(top['baseline_share']))} before: {esc(significance(top['p_adjusted'], alpha=alpha))}.")
-    last = weekly["week"].max()
-    parts = [f"the week of **{esc(pd.Timestamp(w['week']).date())}**"
-             f"{' (recent)' if w['week'] > last - pd.Timedelta(weeks=recent_weeks) else ''}: "
-             f"**{esc(pct(w['share']))}** of {esc(count(w['n'], 'row'))} with a problem against "
-             f"{esc(pct(w['baseline_share']))} before" for _, w in drops.iterrows()]
-    return _spike_sentence(parts, len(tested), rule)
+
+    return _describe_weeks(
+        weekly, weekly["week"].isin(drops["week"]),
+        too_few="Too few dated rows to test any week against the weeks before it.",
+        rule=lambda n: _spike_rule(method, n, alpha,
+                                   f"at least {esc(f'{min_points:g}')} percentage points above the baseline"),
+        quiet=quiet,
+        part=lambda w: (f"the week of **{esc(pd.Timestamp(w['week']).date())}**"
+                        f"{' (recent)' if w['week'] > last - pd.Timedelta(weeks=recent_weeks) else ''}: "
+                        f"**{esc(pct(w['share']))}** of {esc(count(w['n'], 'row'))} with a problem against "
+                        f"{esc(pct(w['baseline_share']))} before"))
