@@ -70,6 +70,9 @@ TEMPLATES_DIR = PACKAGE_DIR / "templates"
 HTML_TEMPLATE = "crm"  # crmlib/templates/crm: nbconvert's lab template without remote scripts
 INDEX_TEMPLATE = "pack_index.html.j2"
 KERNEL_NAME = "python3"
+# a kernel that dies before its first reply ran no cell (see execute_report)
+KERNEL_START_DIED = "Kernel died before replying to kernel_info"
+KERNEL_START_ATTEMPTS = 3
 DEFAULT_TIMEOUT_S = 600.0
 
 #: Parameters the runner passes to every report; a configuration may not set them.
@@ -711,10 +714,24 @@ def execute_report(task: Mapping) -> dict:
     kind, message = None, None
     timeout = task.get("timeout_s") or None
     try:
-        papermill.execute_notebook(
-            task["input"], str(ipynb), parameters=dict(task["parameters"]),
-            kernel_name=task.get("kernel_name", KERNEL_NAME), progress_bar=False,
-            log_output=False, execution_timeout=timeout, start_timeout=60, cwd=task["cwd"])
+        for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+            try:
+                papermill.execute_notebook(
+                    task["input"], str(ipynb), parameters=dict(task["parameters"]),
+                    kernel_name=task.get("kernel_name", KERNEL_NAME), progress_bar=False,
+                    log_output=False, execution_timeout=timeout, start_timeout=60,
+                    cwd=task["cwd"])
+                break
+            except RuntimeError as exc:
+                # Two kernels started at once can be handed the same free TCP port by
+                # jupyter_client (it probes ports, then the kernel binds them later); the
+                # loser dies before its first reply and no cell has run, so starting it
+                # again is safe. Anything else is the report's own failure.
+                if KERNEL_START_DIED not in str(exc) or attempt == KERNEL_START_ATTEMPTS:
+                    raise
+                print(f"{report}: the kernel died while starting (attempt {attempt} of "
+                      f"{KERNEL_START_ATTEMPTS}); starting another", file=sys.stderr, flush=True)
+                time.sleep(0.2 * attempt + secrets.randbelow(300) / 1000)
     except PapermillExecutionError as exc:
         kind = "error"
         message = f"{exc.ename}: {exc.evalue} (cell In [{exc.exec_count}])"

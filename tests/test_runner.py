@@ -416,3 +416,60 @@ def test_credentials_in_the_environment_never_reach_the_report_kernels(tmp_path,
     page = (result.pack_dir / result.reports[0]["code_html"]).read_text(encoding="utf-8")
     assert "credential variables seen: []" in page and SECRET not in page
     assert "MY_DB" in runner._kernel_env("env:MY_DB")[runner.DROP_ENV].split(",")
+
+
+# ------------------------------------------------------- a kernel that dies while starting
+
+def _tiny_task(tmp_path):
+    import nbformat
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    source = tmp_path / "tiny.ipynb"
+    nbformat.write(nb, str(source))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "records").mkdir()
+    return {"report": "tiny", "title": "Tiny", "input": str(source),
+            "output_dir": str(tmp_path / "out"), "cwd": str(tmp_path), "parameters": {},
+            "timeout_s": 60, "with_code": True, "results_dir": str(tmp_path / "records")}
+
+
+def _papermill_failing(monkeypatch, failures: int, message: str = runner.KERNEL_START_DIED):
+    """papermill.execute_notebook raising what jupyter_client raises when the kernel lost
+    the race for its ports (the first ``failures`` calls), then the real one."""
+    import papermill
+    real, calls = papermill.execute_notebook, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= failures:
+            raise RuntimeError(message)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    return calls
+
+
+def test_a_kernel_that_dies_while_starting_is_started_again(tmp_path, monkeypatch, capfd):
+    """Seen in CI: two workers' kernels given the same free port; the loser died before
+    replying to kernel_info and its report failed although no cell had run."""
+    calls = _papermill_failing(monkeypatch, failures=runner.KERNEL_START_ATTEMPTS - 1)
+    done = runner.execute_report(_tiny_task(tmp_path))
+    assert done["status"] == "ok", done
+    assert len(calls) == runner.KERNEL_START_ATTEMPTS
+    assert "42" in (tmp_path / "out" / "tiny.code.html").read_text(encoding="utf-8")
+    assert "the kernel died while starting (attempt 1 of 3)" in capfd.readouterr().err
+
+
+def test_a_kernel_that_never_starts_fails_the_report_in_one_line(tmp_path, monkeypatch):
+    calls = _papermill_failing(monkeypatch, failures=99)
+    done = runner.execute_report(_tiny_task(tmp_path))
+    assert len(calls) == runner.KERNEL_START_ATTEMPTS
+    assert done["status"] == "failed"
+    assert done["error"] == f"RuntimeError: {runner.KERNEL_START_DIED}"
+
+
+def test_other_runtime_errors_are_not_retried(tmp_path, monkeypatch):
+    calls = _papermill_failing(monkeypatch, failures=99, message="something else broke")
+    done = runner.execute_report(_tiny_task(tmp_path))
+    assert len(calls) == 1 and done["status"] == "failed"
+    assert done["error"] == "RuntimeError: something else broke"
