@@ -2352,6 +2352,10 @@ def describe_win_test(win) -> str:
                  "probabilities should be taken with caution.")
     if not _missing(e.auc) and e.auc < 0.6:
         text += " An AUC this close to 0.5 means it separates won from lost deals only weakly."
+    if getattr(win, "deals_sampled", None) is not None:
+        text += (f" With {esc(count(win.deals_total, 'deal'))} in the export, the rows of both fits come from "
+                 f"a random sample of {esc(count(win.deals_sampled, 'deal'))} (seeded, so a re-run agrees); the "
+                 "owners' past win rates still count every deal.")
     if win.tested.dropped:
         text += (" Left out of the tested model (fitted before the split): "
                  + ", ".join(esc(_term_words(d)) for d in win.tested.dropped) + ".")

@@ -422,6 +422,9 @@ def _measure_values(deals, as_of, start, end, measure, amount_col):
     return d.loc[ok, "source"], values[ok].to_numpy(dtype="float64")
 
 
+BOOTSTRAP_CELLS = 20_000_000  # resampled values held at once (160 MB)
+
+
 def _compare(src_values, other_values, source, measure, *, n_resamples, seed, level):
     stat = np.median if measure == "median_cycle_days" else np.mean
     n, m = len(src_values), len(other_values)
@@ -434,9 +437,13 @@ def _compare(src_values, other_values, source, measure, *, n_resamples, seed, le
         def statistic(x, y, axis=-1):
             return stat(x, axis=axis) / stat(y, axis=axis)
 
+        # scipy resamples batch x n values at once: bounded, so a million deals need not
+        # hold n_resamples x n floats (whole, the same numbers as before for small samples)
+        cells = int(n_resamples) * (n + m)
+        batch = None if cells <= BOOTSTRAP_CELLS else max(1, BOOTSTRAP_CELLS // (n + m))
         boot = sps.bootstrap((src_values, other_values), statistic, n_resamples=int(n_resamples),
                              confidence_level=level, method="percentile", vectorized=True,
-                             rng=np.random.default_rng(seed))
+                             batch=batch, rng=np.random.default_rng(seed))
         low, high = float(boot.confidence_interval.low), float(boot.confidence_interval.high)
         if measure == "median_cycle_days":
             p = float(sps.mannwhitneyu(src_values, other_values, alternative="two-sided").pvalue)

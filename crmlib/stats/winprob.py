@@ -67,6 +67,7 @@ FEATURES = ("stage", "log_age", "log_amount", "source", "owner_logit", "log_call
             "log_meetings_tasks")
 CATEGORICAL = ("stage", "source")
 AMOUNT_COL = "amount_rep"
+MAX_DEALS = 50_000  # deals whose snapshots train and test the model (a random sample beyond)
 _CLOSED = ("won", "lost")
 _DAY = pd.Timedelta(days=1)
 
@@ -74,7 +75,7 @@ _DAY = pd.Timedelta(days=1)
 # ----------------------------------------------------------------------------- features
 def deal_features(deals: pd.DataFrame, at, *, history: pd.DataFrame | None = None,
                   activities: pd.DataFrame | None = None, amount_col: str = AMOUNT_COL,
-                  prior_deals: float = 10.0) -> pd.DataFrame:
+                  prior_deals: float = 10.0, only=None) -> pd.DataFrame:
     """Features of every deal open at each snapshot time, from data strictly before that time.
 
     Parameters
@@ -84,6 +85,8 @@ def deal_features(deals: pd.DataFrame, at, *, history: pd.DataFrame | None = Non
     history : ``stage_history`` or None (then ``stage`` is missing).
     activities : ``activities`` or None (then the activity counts are missing).
     prior_deals : strength of the shrinkage of an owner's win rate toward the overall one.
+    only : deal ids: rows for these deals only (a sample); the owners' win rates still
+        count every deal of ``deals``.
 
     Returns
     -------
@@ -106,8 +109,11 @@ def deal_features(deals: pd.DataFrame, at, *, history: pd.DataFrame | None = Non
     closed_ns = _ns(d["closed_at"])
     is_closed = d["status"].isin(_CLOSED).to_numpy() & ~np.isnan(closed_ns)
     t_ns = np.array([t.value for t in times], dtype="float64")
-    open_at = (created[None, :] < t_ns[:, None]) & ~(is_closed[None, :] & (closed_ns[None, :] < t_ns[:, None]))
+    cols = np.arange(len(d)) if only is None else np.flatnonzero(d["deal_id"].isin(pd.Index(only)).to_numpy())
+    open_at = (created[cols][None, :] < t_ns[:, None]) & ~(
+        is_closed[cols][None, :] & (closed_ns[cols][None, :] < t_ns[:, None]))
     ti, di = np.nonzero(open_at)
+    di = cols[di]
     tz = times[0].tz
     rows = pd.DataFrame({
         "snapshot": pd.DatetimeIndex(pd.to_datetime(t_ns[ti].astype("int64"), utc=True)).tz_convert(tz)
@@ -124,12 +130,21 @@ def deal_features(deals: pd.DataFrame, at, *, history: pd.DataFrame | None = Non
     src = pd.Series(d["source"].to_numpy()[di], dtype="str")
     rows["source"] = src.fillna("unknown").replace("", "unknown").to_numpy()
     rows = rows.sort_values("snapshot", kind="stable").reset_index(drop=True)
+    if only is not None:  # the sampled deals' stage changes and activities only
+        history = history.loc[history["deal_id"].isin(pd.Index(only))] if history is not None else None
+        if activities is not None and "deal_id" in activities.columns:
+            activities = _keep_attrs(activities, activities.loc[activities["deal_id"].isin(pd.Index(only))])
     rows = _with_stage(rows, history)
     rows = _with_owner_history(rows, d, prior_deals)
     rows = _with_activities(rows, activities)
     cols = ["snapshot", "deal_id", "owner_id", *FEATURES, "days_old", "owner_closed", "owner_won",
             "amount"]
     return rows[cols]
+
+
+def _keep_attrs(whole: pd.DataFrame, part: pd.DataFrame) -> pd.DataFrame:
+    part.attrs.update(whole.attrs)  # a large source's activity window travels in attrs
+    return part
 
 
 def _with_stage(rows: pd.DataFrame, history: pd.DataFrame | None) -> pd.DataFrame:
@@ -200,7 +215,7 @@ def _with_activities(rows: pd.DataFrame, activities: pd.DataFrame | None) -> pd.
 
 
 def snapshot_frame(deals: pd.DataFrame, times, *, label_at, history=None, activities=None,
-                   amount_col: str = AMOUNT_COL, prior_deals: float = 10.0) -> pd.DataFrame:
+                   amount_col: str = AMOUNT_COL, prior_deals: float = 10.0, only=None) -> pd.DataFrame:
     """Training or test rows: :func:`deal_features` at ``times`` plus ``won`` (1/0), keeping only deals won or lost before ``label_at``.
 
     Deals still open at ``label_at`` have no known outcome and are left out (their
@@ -211,7 +226,7 @@ def snapshot_frame(deals: pd.DataFrame, times, *, label_at, history=None, activi
     if not times:
         return pd.DataFrame(columns=["snapshot", "deal_id", *FEATURES, "won"])
     f = deal_features(deals, times, history=history, activities=activities, amount_col=amount_col,
-                      prior_deals=prior_deals)
+                      prior_deals=prior_deals, only=only)
     status = deals.set_index("deal_id")
     closed_before = status["status"].isin(_CLOSED) & (status["closed_at"] < label_at)
     outcome = status["status"].where(closed_before)
@@ -516,16 +531,22 @@ class WinProbability:
     train_rows: int
     test_rows: int
     seconds: float
+    deals_total: int = 0  # deals in the data
+    deals_sampled: int | None = None  # the random sample of deals the rows come from (None: all)
 
     def summary(self) -> str:
-        return f"{self.model.summary()}; held out from {self.split.date()}: {self.evaluation.summary()}"
+        text = f"{self.model.summary()}; held out from {self.split.date()}: {self.evaluation.summary()}"
+        if self.deals_sampled is not None:
+            text += f"; rows from a random sample of {self.deals_sampled:,} of {self.deals_total:,} deals"
+        return text
 
 
 def win_probability_model(deals: pd.DataFrame, as_of, *, history=None, activities=None,
                           stages: pd.DataFrame | None = None, holdout_days: int = 365,
                           label_wait_days: int = 120, every_days: int = 7,
                           amount_col: str = AMOUNT_COL, prior_deals: float = 10.0,
-                          features=FEATURES, bins: int = 10) -> WinProbability:
+                          features=FEATURES, bins: int = 10, max_deals: int | None = MAX_DEALS,
+                          seed: int = 0) -> WinProbability:
     """Fit the win-probability model with a time split, evaluate it on the held-out period, and refit it on all data.
 
     Parameters
@@ -538,6 +559,11 @@ def win_probability_model(deals: pd.DataFrame, as_of, *, history=None, activitie
     every_days : days between snapshots.
     stages : the ``stages`` table; its probabilities are scored on the same held-out rows
         for comparison.
+    max_deals, seed : with more deals than ``max_deals``, the training and test rows come
+        from a random sample of that many deals (seeded); the owners' win rates still count
+        every deal. Tens of thousands of deals pin the coefficients down to a few hundredths
+        already (see :class:`WinProbability`), and the rows of a million deals at weekly
+        snapshots would not fit in memory. None: every deal.
     """
     from .forecast import one_blas_thread
 
@@ -545,11 +571,13 @@ def win_probability_model(deals: pd.DataFrame, as_of, *, history=None, activitie
         return _win_probability_model(deals, as_of, history=history, activities=activities, stages=stages,
                                       holdout_days=holdout_days, label_wait_days=label_wait_days,
                                       every_days=every_days, amount_col=amount_col,
-                                      prior_deals=prior_deals, features=features, bins=bins)
+                                      prior_deals=prior_deals, features=features, bins=bins,
+                                      max_deals=max_deals, seed=seed)
 
 
 def _win_probability_model(deals, as_of, *, history, activities, stages, holdout_days, label_wait_days,
-                           every_days, amount_col, prior_deals, features, bins) -> WinProbability:
+                           every_days, amount_col, prior_deals, features, bins, max_deals,
+                           seed) -> WinProbability:
     t0 = time.perf_counter()
     as_of = ensure_instant(as_of)
     split = as_of - pd.Timedelta(days=int(holdout_days))
@@ -563,7 +591,12 @@ def _win_probability_model(deals, as_of, *, history, activities, stages, holdout
                              f"{label_wait_days}-day wait for outcomes")
     train_t = [t for t in times if t <= split - wait]
     test_t = [t for t in times if t >= split]
-    kw = dict(history=history, activities=activities, amount_col=amount_col, prior_deals=prior_deals)
+    only = None
+    if max_deals is not None and deals["deal_id"].nunique() > int(max_deals):
+        ids = pd.Series(deals["deal_id"].dropna().unique())
+        only = ids.sample(int(max_deals), random_state=np.random.default_rng(seed)).to_numpy()
+    kw = dict(history=history, activities=activities, amount_col=amount_col, prior_deals=prior_deals,
+              only=only)
     train = snapshot_frame(deals, train_t, label_at=split, **kw) if train_t else pd.DataFrame()
     test = snapshot_frame(deals, test_t, label_at=as_of, **kw) if test_t else pd.DataFrame()
     if train.empty or test.empty:
@@ -577,7 +610,8 @@ def _win_probability_model(deals, as_of, *, history, activities, stages, holdout
     full = snapshot_frame(deals, times, label_at=as_of, **kw)
     model = fit_win_model(full, features=features)
     return WinProbability(ev, tested, model, split, as_of, int(label_wait_days), int(every_days),
-                          int(len(train)), int(len(test)), time.perf_counter() - t0)
+                          int(len(train)), int(len(test)), time.perf_counter() - t0,
+                          int(deals["deal_id"].nunique()), None if only is None else int(len(only)))
 
 
 def score_open_deals(deals: pd.DataFrame, model: WinModel, as_of, *, history=None, activities=None,
@@ -603,20 +637,62 @@ def _stage_probability(stages: pd.DataFrame | None) -> pd.Series | None:
 
 
 # ----------------------------------------------------------------------------- Monte Carlo
+CHUNK_CELLS = 4_000_000  # draws x deals simulated at once (32 MB of float64 per array)
+
+
 @dataclass(frozen=True, eq=False)
 class PipelineSimulation:
-    """Simulated won revenue of the open deals: ``draws`` x deals outcomes, seeded."""
+    """Simulated won revenue of the open deals: ``n_draws`` x deals outcomes, seeded.
+
+    The outcomes are drawn in blocks of deals (each block from its own seeded stream, so
+    any sum over deals is the same however it is asked for) and summed as they are drawn:
+    the memory stays a few blocks whatever the number of open deals, where the whole
+    draws x deals matrix of a million-deal pipeline would need tens of gigabytes.
+    """
 
     deals: pd.DataFrame = field(repr=False)  # deal_id, amount, p_win, expected_close_at, period, ...
-    revenue: np.ndarray = field(repr=False)  # (n_draws, n_deals) won amount per draw and deal
     n_draws: int
     seed: int
     parameter_uncertainty: bool
     levels: tuple = (0.8, 0.95)
+    _value: np.ndarray = field(repr=False, default=None)  # amount, 0 where it or p_win is missing
+    _p: np.ndarray = field(repr=False, default=None)  # p_win per deal (no model)
+    _x: np.ndarray | None = field(repr=False, default=None)  # model design per deal
+    _betas: np.ndarray | None = field(repr=False, default=None)  # (n_draws, k) drawn coefficients
 
-    def _interval(self, mask) -> dict:
+    def _blocks(self):
+        """(deal slice, won revenue of those deals per draw) block by block, in deal order."""
+        n = len(self.deals)
+        size = max(1, CHUNK_CELLS // max(self.n_draws, 1))
+        for i, lo in enumerate(range(0, n, size)):
+            sl = slice(lo, min(lo + size, n))
+            rng = np.random.default_rng([self.seed, i])
+            if self._betas is not None:
+                probs = expit(self._betas @ self._x[sl].T)
+            else:
+                probs = self._p[sl][None, :]
+            won = rng.random((self.n_draws, sl.stop - sl.start)) < probs
+            yield sl, won * self._value[sl]
+
+    def totals(self, masks) -> np.ndarray:
+        """Simulated won revenue per draw of each group of deals: (n_draws, groups) for a
+        (deals, groups) boolean ``masks`` (or a single mask: (n_draws,))."""
+        m = np.asarray(masks, dtype=bool)
+        single = m.ndim == 1
+        m = m[:, None] if single else m
+        out = np.zeros((self.n_draws, m.shape[1]))
+        for sl, revenue in self._blocks():
+            out += revenue @ m[sl]
+        return out[:, 0] if single else out
+
+    @property
+    def revenue(self) -> np.ndarray:
+        """The whole (n_draws, deals) matrix of won revenue (for small pipelines and tests)."""
+        return np.hstack([r for _, r in self._blocks()]) if len(self.deals) else np.zeros((self.n_draws, 0))
+
+    def _interval(self, mask, totals: np.ndarray | None = None) -> dict:
         mask = np.asarray(mask, dtype=bool)
-        totals = self.revenue[:, mask].sum(axis=1)
+        totals = self.totals(mask) if totals is None else totals
         amount = self.deals["amount"].to_numpy(dtype="float64")
         p = self.deals["p_win"].to_numpy(dtype="float64")
         out = {"deals": int(mask.sum()), "value": float(np.nansum(amount[mask])),
@@ -630,14 +706,13 @@ class PipelineSimulation:
     def by_period(self) -> pd.DataFrame:
         """Expected revenue per expected close period with Monte Carlo intervals (periods in order, "no date" last, then the total)."""
         d = self.deals
-        rows = []
         keys = d[["period", "period_start"]].drop_duplicates().sort_values("period_start", na_position="last")
-        for label in keys["period"]:
-            mask = (d["period"] == label).to_numpy()
-            row = {"period": label, **self._interval(mask),
-                   "overdue": int((d["overdue"] & (d["period"] == label)).sum())}
-            rows.append(row)
-        rows.append({"period": "all open deals", **self._interval(np.ones(len(d), bool)),
+        masks = [(d["period"] == label).to_numpy() for label in keys["period"]] + [np.ones(len(d), bool)]
+        totals = self.totals(np.column_stack(masks))  # one pass over the draws for every group
+        rows = [{"period": label, **self._interval(mask, totals[:, j]),
+                 "overdue": int((d["overdue"] & (d["period"] == label)).sum())}
+                for j, (label, mask) in enumerate(zip(keys["period"], masks, strict=False))]
+        rows.append({"period": "all open deals", **self._interval(masks[-1], totals[:, -1]),
                      "overdue": int(d["overdue"].sum())})
         return pd.DataFrame(rows)
 
@@ -662,9 +737,9 @@ def simulate_pipeline(scored: pd.DataFrame, as_of, *, freq: str = "month", n_dra
     past due goes to the current period (``overdue``), one without a date to "no date".
     With ``model`` given, each draw also uses its own coefficients drawn from their
     (deal-clustered) sampling distribution, so the interval carries the model's
-    uncertainty as well as the luck of individual deals. Vectorised; ``seed`` makes a
-    re-run give the same numbers. Deals without an amount or a probability add nothing
-    and are counted in ``deals`` only.
+    uncertainty as well as the luck of individual deals. Vectorised in blocks of deals
+    (see :class:`PipelineSimulation`); ``seed`` makes a re-run give the same numbers.
+    Deals without an amount or a probability add nothing and are counted in ``deals`` only.
     """
     from ..metrics.forecast import FREQS
     from ..periods import period_containing
@@ -680,35 +755,46 @@ def simulate_pipeline(scored: pd.DataFrame, as_of, *, freq: str = "month", n_dra
         dtype="float64")
     p = d["p_win"].to_numpy(dtype="float64")
     n = len(d)
+    x = betas = None
     if model is not None and n:
-        x = model.design(_pooled(d, model.levels))
+        x = np.asarray(model.design(_pooled(d, model.levels)), dtype="float64")
         beta = np.asarray(model.result.params)
         cov = np.asarray(model.result.cov_params())
         betas = rng.multivariate_normal(beta, cov, size=int(n_draws), method="cholesky") \
             if np.all(np.isfinite(cov)) else np.tile(beta, (int(n_draws), 1))
-        probs = expit(betas @ x.T)  # (draws, deals)
-    else:
-        probs = np.broadcast_to(p, (int(n_draws), n))
-    won = rng.random((int(n_draws), n)) < probs
     value = np.where(np.isnan(amount) | np.isnan(p), 0.0, amount)
-    revenue = won * value
     now = period_containing(as_of - pd.Timedelta(microseconds=1), freq)
     exp = d["expected_close_at"] if "expected_close_at" in d.columns else pd.Series(pd.NaT, index=d.index)
     overdue = exp.notna() & (exp < as_of)  # still open, so it can only close from now on
+    labels, starts = _close_periods(exp, overdue, now, freq)
+    frame = pd.DataFrame({"deal_id": d["deal_id"].to_numpy(), "amount": amount, "p_win": p,
+                          "expected_close_at": exp.to_numpy(), "period": labels,
+                          "period_start": pd.Series(starts, dtype=f"datetime64[us, {as_of.tz}]"),
+                          "overdue": overdue.to_numpy()})
+    return PipelineSimulation(frame, int(n_draws), int(seed), model is not None, tuple(levels),
+                              _value=value, _p=np.nan_to_num(p), _x=x, _betas=betas)
+
+
+def _close_periods(exp: pd.Series, overdue: pd.Series, now, freq: str) -> tuple[list, list]:
+    """Label and start of the period each deal is expected to close in (one per distinct date)."""
+    from ..periods import period_containing
+
+    seen: dict = {}
     labels, starts = [], []
     for when, late in zip(exp, overdue, strict=True):
         if pd.isna(when):
             labels.append("no date")
             starts.append(pd.NaT)
             continue
-        per = now if late else period_containing(when, freq)
+        if late:
+            per = now
+        else:
+            per = seen.get(when)
+            if per is None:
+                per = seen[when] = period_containing(when, freq)
         labels.append(per.label)
         starts.append(per.start)
-    frame = pd.DataFrame({"deal_id": d["deal_id"].to_numpy(), "amount": amount, "p_win": p,
-                          "expected_close_at": exp.to_numpy(), "period": labels,
-                          "period_start": pd.Series(starts, dtype=f"datetime64[us, {as_of.tz}]"),
-                          "overdue": overdue.to_numpy()})
-    return PipelineSimulation(frame, revenue, int(n_draws), int(seed), model is not None, tuple(levels))
+    return labels, starts
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -616,3 +616,28 @@ def test_every_conversion_sentence_escapes_hostile_source_and_stage_names(name):
     for text in texts:
         assert "<script" not in text and "<img" not in text and "](javascript" not in text
         assert narrative.esc(name) in text, text
+
+
+def test_source_vs_others_bootstrap_is_batched_when_the_resamples_would_not_fit(monkeypatch):
+    """A million deals x 2,000 resamples is 16 GB at once: above BOOTSTRAP_CELLS the
+    resamples come in batches (scipy's ``batch``); the interval is still scipy's own."""
+    deals = many_deals()
+    whole = cv.source_vs_others(deals, source="referral", measure="median_cycle_days", as_of=AS_OF, seed=3)
+    monkeypatch.setattr(cv, "BOOTSTRAP_CELLS", 30 * 7)  # 10 + 20 values: 7 resamples at a time
+    seen = []
+    real = sps.bootstrap
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["batch"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cv.sps, "bootstrap", spy)
+    batched = cv.source_vs_others(deals, source="referral", measure="median_cycle_days", as_of=AS_OF, seed=3)
+    assert seen == [7]
+    src, others = np.arange(7, 17, dtype=float), np.arange(20, 40, dtype=float)
+    expected = real((src, others), lambda x, y, axis=-1: np.median(x, axis=axis) / np.median(y, axis=axis),
+                    n_resamples=2000, confidence_level=0.95, method="percentile", vectorized=True, batch=7,
+                    rng=np.random.default_rng(3)).confidence_interval
+    assert (batched.low, batched.high) == pytest.approx((expected.low, expected.high))
+    assert batched.ratio == whole.ratio
+    assert batched.low <= batched.ratio <= batched.high

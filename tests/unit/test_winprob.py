@@ -349,3 +349,56 @@ def test_until_counts_expected_close_dates_not_the_weeks_they_fall_in():
     # the week of 30 March straddles the quarter end (1 April): only the deals due before it count
     assert sim.until(t("2026-04-01"))["deals"] == 2
     assert set(sim.deals.loc[sim.deals["period"] == "2026-W14", "deal_id"]) == {"sure", "never", "later"}
+
+
+def test_monte_carlo_sums_block_by_block_the_same_as_over_the_whole_matrix(monkeypatch):
+    """A million-deal pipeline cannot hold draws x deals in memory: the outcomes are drawn
+    and summed in blocks. Any group's total must not depend on how it was asked for."""
+    import crmlib.stats.winprob as wp
+
+    monkeypatch.setattr(wp, "CHUNK_CELLS", 3 * 500)  # blocks of 3 deals at 500 draws
+    scored = pd.concat([_scored()] * 3, ignore_index=True)
+    scored["deal_id"] = [f"d{i}" for i in range(len(scored))]
+    sim = simulate_pipeline(scored, t("2026-03-01"), n_draws=500, seed=11)
+    whole = sim.revenue
+    assert whole.shape == (500, 12)
+    masks = np.column_stack([np.arange(12) % 2 == 0, np.ones(12, bool)])
+    np.testing.assert_allclose(sim.totals(masks), whole @ masks)
+    np.testing.assert_allclose(sim.totals(masks[:, 1]), whole.sum(axis=1))
+    # the certain deals are won in every draw, the impossible ones never
+    assert (whole[:, scored["p_win"].eq(1.0).to_numpy()] == 100.0).all()
+    assert (whole[:, scored["p_win"].eq(0.0).to_numpy()] == 0.0).all()
+    p = sim.by_period().set_index("period")
+    assert p.loc["all open deals", "simulated_mean"] == pytest.approx(whole.sum(axis=1).mean())
+
+
+def test_features_of_a_sample_of_deals_keep_every_deals_owner_history():
+    """``only`` restricts the rows, not the owners' past: A's owner still has F, B and C
+    (deals outside the sample) as closes before T."""
+    f = deal_features(DEALS, T, history=HISTORY, activities=None, only=["A"]).set_index("deal_id")
+    whole = deal_features(DEALS, T, history=HISTORY, activities=None).set_index("deal_id")
+    assert f.index.tolist() == ["A"]
+    pd.testing.assert_series_equal(f.loc["A"], whole.loc["A"])
+    assert f.loc["A", "owner_closed"] == 3 and f.loc["A", "stage"] == "Qualification"
+
+
+def test_a_model_on_more_deals_than_max_deals_learns_from_a_seeded_sample_and_says_so():
+    rng = np.random.default_rng(5)
+    rows = []
+    for i in range(400):
+        created = t("2024-01-01") + pd.Timedelta(days=int(rng.integers(0, 600)))
+        won = rng.random() < 0.4
+        rows.append((f"D{i:03d}", f"u{i % 4}", ["web", "email"][i % 2], "won" if won else "lost",
+                     float(rng.integers(100, 5000)), str(created.date()),
+                     str((created + pd.Timedelta(days=int(rng.integers(5, 60)))).date())))
+    deals = make_deals(rows)
+    kw = dict(holdout_days=180, label_wait_days=60, every_days=14)
+    a = winprob.win_probability_model(deals, t("2025-09-01"), max_deals=150, seed=2, **kw)
+    b = winprob.win_probability_model(deals, t("2025-09-01"), max_deals=150, seed=2, **kw)
+    whole = winprob.win_probability_model(deals, t("2025-09-01"), max_deals=None, **kw)
+    assert (a.deals_sampled, a.deals_total) == (150, 400) and whole.deals_sampled is None
+    assert a.model.n_deals + a.evaluation.n_deals <= 150 * 2 and a.model.n_deals <= 150
+    assert whole.model.n_deals > 150
+    np.testing.assert_array_equal(np.asarray(a.model.result.params), np.asarray(b.model.result.params))
+    assert "a random sample of 150 deals" in narrative.describe_win_test(a)
+    assert "random sample" not in narrative.describe_win_test(whole)
