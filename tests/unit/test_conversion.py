@@ -641,3 +641,28 @@ def test_source_vs_others_bootstrap_is_batched_when_the_resamples_would_not_fit(
     assert (batched.low, batched.high) == pytest.approx((expected.low, expected.high))
     assert batched.ratio == whole.ratio
     assert batched.low <= batched.ratio <= batched.high
+
+
+def test_source_vs_others_on_large_samples_uses_a_normal_interval_from_the_bootstrap_se():
+    """Both groups >= LARGE_SAMPLE: exp(log ratio +- z * se) with se from 300 resamples.
+    Checked against the delta method for a ratio of means, var(log mean) = s^2 / (n mean^2):
+    the half-width must agree within 15% (a standard deviation from 299 degrees of freedom
+    is off by 1 / sqrt(2 x 299) = 4% per standard error; 15% is 3.5 of them)."""
+    rng = np.random.default_rng(1)
+    n, m = 25_000, 40_000
+    src = rng.gamma(2.0, 600.0, n)  # mean 1,200
+    other = rng.gamma(2.0, 500.0, m)  # mean 1,000
+    rows = [dict(deal_id=f"S{i}", source="web", status="open", created_at="2026-01-02", amount=float(v))
+            for i, v in enumerate(src)]
+    rows += [dict(deal_id=f"O{i}", source="event", status="open", created_at="2026-01-02", amount=float(v))
+             for i, v in enumerate(other)]
+    deals = make_deals(rows)
+    c = cv.source_vs_others(deals, source="web", measure="mean_deal_size", as_of=AS_OF, seed=4)
+    assert c.interval.startswith("normal on the log ratio") and c.n == n and c.n_others == m
+    assert c.ratio == pytest.approx(src.mean() / other.mean())
+    se = math.sqrt(src.var(ddof=1) / (n * src.mean() ** 2) + other.var(ddof=1) / (m * other.mean() ** 2))
+    half = math.log(c.high / c.ratio)
+    assert half == pytest.approx(1.959964 * se, rel=0.15)
+    assert math.log(c.ratio / c.low) == pytest.approx(half)  # symmetric on the log scale
+    small = cv.source_vs_others(deals.iloc[::100], source="web", measure="mean_deal_size", as_of=AS_OF)
+    assert small.interval == "percentile bootstrap"
