@@ -55,6 +55,7 @@ OWNER_TYPES = ("call", "email", "meeting", "task")
 DONE_WHEN_COMPLETED = ("meeting", "task")
 #: lower bounds of the weekly-call bands: <50, 50-74, 75-99, 100-125, 126-149, 150+
 DEFAULT_CALL_BAND_EDGES = (50, 75, 100, 126, 150)
+MAX_WITHIN_REPS = 200  # reps whose deals fit the within-rep model (a random sample beyond)
 _CLOSED = ("won", "lost")
 _MEETINGS_TERM = "meetings >= {k}"
 
@@ -909,7 +910,8 @@ def activity_outcome(deals: pd.DataFrame, activities: pd.DataFrame, *, as_of: pd
                      min_weekly_calls: float = 20.0,
                      call_band_edges: Sequence[float] = DEFAULT_CALL_BAND_EDGES, min_meetings: int = 5,
                      min_band_deals: int = 10, amount_col: str = AMOUNT_COL,
-                     alpha: float = 0.05) -> ActivityOutcome:
+                     alpha: float = 0.05, max_within_reps: int | None = MAX_WITHIN_REPS,
+                     seed: int = 0) -> ActivityOutcome:
     """Activity and outcome: the odds ratio of winning a deal that a rep closed in an ISO week in which the rep made a given band of calls (against the most common band) or held at least min_meetings meetings, from a logistic regression with intervals and p-values clustered by rep.
 
     Each won or lost deal of the panel's reps (see :func:`rep_week_activity`) that
@@ -920,6 +922,12 @@ def activity_outcome(deals: pd.DataFrame, activities: pd.DataFrame, *, as_of: pd
     that week. The reference band is the one with the most deals; the best band the one
     with the highest fitted win rate. Also fitted: the same model within reps (an
     indicator per rep), and the revenue won per rep-week on the same terms.
+
+    With more reps than ``max_within_reps``, the within-rep model is fitted on the deals
+    of a random sample of that many reps (seeded): an indicator per rep for thousands of
+    reps would need a design of rows x reps numbers (gigabytes), and sampling whole reps
+    keeps the within-rep comparison unbiased, only less precise (its interval says how
+    much). None: every rep.
 
     This describes an association, not a cause: busy weeks can differ in other ways
     (quarter ends, easier deals), as the best rep making twice the calls does not prove
@@ -995,9 +1003,18 @@ def activity_outcome(deals: pd.DataFrame, activities: pd.DataFrame, *, as_of: pd
     except NotEstimable as exc:
         notes.append(f"the win-rate model could not be fitted: {exc}")
     try:
-        fe = pd.get_dummies(d["owner_id"], prefix="owner", prefix_sep=" ", dtype="float64").iloc[:, 1:]
-        within = fit_logit(d["won"].rename("won"), pd.concat([design, fe.reset_index(drop=True)], axis=1),
-                           groups=d["owner_id"], alpha=alpha)
+        rows = np.ones(len(d), dtype=bool)
+        if max_within_reps is not None and len(owners_used) > int(max_within_reps):
+            picked = np.random.default_rng(seed).choice(np.array(owners_used, dtype=object),
+                                                        int(max_within_reps), replace=False)
+            rows = d["owner_id"].isin(pd.Index(picked)).to_numpy()
+            notes.append(f"the within-rep model uses the deals of a random sample of {int(max_within_reps):,} "
+                         f"of the {len(owners_used):,} reps ({int(rows.sum()):,} deals; seeded)")
+        dw = d.loc[rows].reset_index(drop=True)
+        fe = pd.get_dummies(dw["owner_id"], prefix="owner", prefix_sep=" ", dtype="float64").iloc[:, 1:]
+        within = fit_logit(dw["won"].rename("won"), pd.concat([design.loc[rows].reset_index(drop=True), fe],
+                                                              axis=1),
+                           groups=dw["owner_id"], alpha=alpha)
     except NotEstimable as exc:
         notes.append(f"the within-rep model could not be fitted: {exc}")
     inside = pidx >= 0

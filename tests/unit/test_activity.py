@@ -484,3 +484,24 @@ def test_plots_of_report_05_draw_the_data_with_a_title():
     ax = plots.plot_quota_attainment(quota_attainment(DEALS, TARGETS, as_of=AS_OF, users=users))
     assert [t.get_text() for t in ax.get_yticklabels()] == ["Bob", "$x$"]  # no mathtext
     plt.close("all")
+
+
+def test_activity_outcome_fits_the_within_rep_model_on_a_sample_of_reps_beyond_max_within_reps():
+    """Thousands of reps would need a rows x reps design: beyond ``max_within_reps`` the
+    within-rep model takes the deals of a seeded random sample of whole reps."""
+    full = activity_outcome(panel_deals(), panel_activities(), as_of=PANEL_AS_OF, min_meetings=6)
+    assert not any("random sample" in n for n in full.notes)
+    assert full.within_rep_model.n_obs == 22
+    one = activity_outcome(panel_deals(), panel_activities(), as_of=PANEL_AS_OF, min_meetings=6,
+                           max_within_reps=1, seed=3)
+    note = next(n for n in one.notes if "random sample" in n)
+    assert "a random sample of 1 of the 2 reps" in note
+    kept = int(note.split("(")[1].split(" deals")[0])
+    per_rep = one.deals.groupby("owner_id").size()
+    assert kept in set(per_rep)  # all the deals of one whole rep
+    # the other models still use every rep
+    assert one.win_model.n_obs == full.win_model.n_obs == 22
+    assert one.win_model.effect("calls 100-125")["estimate"] == full.win_model.effect("calls 100-125")["estimate"]
+    again = activity_outcome(panel_deals(), panel_activities(), as_of=PANEL_AS_OF, min_meetings=6,
+                             max_within_reps=1, seed=3)
+    assert [n for n in again.notes if "random sample" in n] == [note]
