@@ -320,9 +320,8 @@ def product_pairs(orders: pd.DataFrame, *, as_of: pd.Timestamp, start: pd.Timest
     the pair is real, not luck). Pairs seen in fewer than ``min_count`` transactions
     are left out. Highest lift first.
     """
-    tx = _transactions(orders, as_of, start, None, None, products=True)
-    return _pairs(_basket_matrix(tx["products"]), _basket_matrix(tx["products"]), same=True,
-                  min_count=min_count, names=("product_a", "product_b"))
+    _, baskets, items = _baskets(orders, as_of, start)
+    return _pairs(baskets, baskets, items, same=True, min_count=min_count, names=("product_a", "product_b"))
 
 
 @metric(report="09", unit="ratio")
@@ -336,12 +335,13 @@ def next_products(orders: pd.DataFrame, *, as_of: pd.Timestamp, start: pd.Timest
     share of pairs with B in the next. ``p_value``: one-sided Fisher exact test.
     Pairs seen fewer than ``min_count`` times are left out; highest lift first.
     """
-    tx = _transactions(orders, as_of, start, None, None, products=True)
-    tx = tx[tx["account_id"].notna()].sort_values(["account_id", "day"], kind="stable")
-    nxt = tx.groupby("account_id")["products"].shift(-1)
-    pairs = tx.assign(_next=nxt).dropna(subset=["_next"])
-    return _pairs(_basket_matrix(pairs["products"]), _basket_matrix(pairs["_next"]), same=False,
-                  min_count=min_count, names=("product", "next_product"))
+    tx, baskets, items = _baskets(orders, as_of, start)
+    acct = tx["account_id"]
+    # transactions are in (customer, day) order: k and k + 1 of the same known customer
+    has_next = np.flatnonzero((acct.iloc[:-1].to_numpy() == acct.iloc[1:].to_numpy())
+                              & acct.iloc[:-1].notna().to_numpy())
+    return _pairs(baskets[has_next], baskets[has_next + 1], items, same=False, min_count=min_count,
+                  names=("product", "next_product"))
 
 
 # ----------------------------------------------------------------------------- lifetime value
@@ -489,49 +489,55 @@ def _day(ts: pd.Series) -> pd.Series:
     return s.dt.normalize()
 
 
-def _transactions(orders, as_of, start, revenue_col, cost_col, *, products: bool = False) -> pd.DataFrame:
-    """One row per customer and day: revenue (when revenue_col), and the set of products bought."""
+def _transactions(orders, as_of, start, revenue_col, cost_col) -> pd.DataFrame:
+    """One row per customer and day: revenue (when revenue_col), else the number of lines."""
     o = _orders_before(orders, as_of, start, revenue_col, cost_col)
     o["day"] = _day(o["ordered_at"])
-    agg = {}
-    if revenue_col:
-        agg["revenue"] = (revenue_col, "sum")
-    if products:
-        _require(o, ("product",), "orders")
-        agg["products"] = ("product", lambda s: frozenset(s.dropna().astype(str)))
-    if not agg:
-        agg["lines"] = ("ordered_at", "size")
+    agg = {"revenue": (revenue_col, "sum")} if revenue_col else {"lines": ("ordered_at", "size")}
     return o.groupby(["account_id", "day"], dropna=False, sort=True).agg(**agg).reset_index()
 
 
-def _basket_matrix(baskets: pd.Series) -> pd.DataFrame:
-    """One boolean column per product: is it in the basket."""
-    items = sorted(set().union(*baskets)) if len(baskets) else []
-    data = {p: baskets.map(lambda s, p=p: p in s).to_numpy(bool) for p in items}
-    return pd.DataFrame(data, index=baskets.index)
+def _baskets(orders, as_of, start):
+    """The transactions (one customer, one day; in that order, unknown customers last) and
+    what each holds: ``(tx, baskets, items)`` with ``baskets`` a sparse 0/1 matrix of
+    transactions x products (``items``, sorted). A transaction whose lines name no product
+    is a row of zeros: it still counts among the baskets."""
+    from scipy import sparse
+
+    o = _orders_before(orders, as_of, start, None, None)
+    _require(o, ("product",), "orders")
+    o["day"] = _day(o["ordered_at"])
+    groups = o.groupby(["account_id", "day"], dropna=False, sort=True)
+    row = groups.ngroup().to_numpy()
+    tx = groups.size().reset_index()[["account_id", "day"]]
+    named = o["product"].notna().to_numpy()
+    codes, items = pd.factorize(o.loc[named, "product"].astype(str), sort=True)
+    baskets = sparse.csr_matrix((np.ones(len(codes), dtype="int64"), (row[named], codes)),
+                                shape=(len(tx), len(items)))
+    baskets.data[:] = 1  # a product on two lines of one basket is in it once
+    return tx, baskets, [str(i) for i in items]
 
 
-def _pairs(first: pd.DataFrame, second: pd.DataFrame, *, same: bool, min_count: int,
-           names: tuple[str, str]) -> pd.DataFrame:
+def _pairs(A, B, items, *, same: bool, min_count: int, names: tuple[str, str]) -> pd.DataFrame:
+    """Co-occurrence of the products of ``A``'s rows with those of ``B``'s rows (sparse 0/1,
+    transactions x ``items``; the same rows when ``same``)."""
     from scipy.stats import hypergeom
 
     a_col, b_col = names
     columns = [a_col, b_col, "count", "support", "confidence", "lift", "p_value", f"{a_col}_count",
                f"{b_col}_count", "baskets"]
-    n = len(first)
+    n = A.shape[0]
     if n == 0:
         return pd.DataFrame(columns=columns)
-    A = first.to_numpy(int)
-    B = second.to_numpy(int)
-    both = A.T @ B  # co-occurrence counts
-    na, nb = A.sum(axis=0), B.sum(axis=0)
+    both = np.asarray((A.T @ B).todense())  # co-occurrence counts
+    na, nb = np.asarray(A.sum(axis=0)).ravel(), np.asarray(B.sum(axis=0)).ravel()
     rows = []
-    for i, pa in enumerate(first.columns):
-        for j, pb in enumerate(second.columns):
+    for i, pa in enumerate(items):
+        for j, pb in enumerate(items):
             if same and j <= i:
                 continue
             k = int(both[i, j])
-            if k < min_count:
+            if k < max(min_count, 1):
                 continue
             # P(at least k baskets with both | na with A, nb with B, n baskets), hypergeometric
             p_value = float(hypergeom.sf(k - 1, n, int(na[i]), int(nb[j])))
