@@ -559,15 +559,18 @@ SnapshotBuilder = Callable[..., Mapping]
 
 
 def build_snapshot(source: str, snapshot_dir: Path, *, timezone: str = "UTC",
-                   mapping: Any = None, mask_pii: bool = False) -> dict:
+                   mapping: Any = None, mask_pii: bool = False, as_of: str | None = None) -> dict:
     """Load and audit the source once and save the audited snapshot as Parquet.
+
+    ``as_of`` is the run's report date: a large source's engine aggregates are computed
+    at it (:mod:`crmlib.pushdown`), so ``--as-of`` in the past gets aggregates of then.
 
     Returns ``{"fingerprint": str, "meta": dict}``. The default ``prepare_snapshot`` of
     :func:`run_pack`; tests pass their own.
     """
     from crmlib.data import open_data
 
-    data = open_data(source, timezone=timezone, mapping=mapping, mask_pii=mask_pii)
+    data = open_data(source, timezone=timezone, mapping=mapping, mask_pii=mask_pii, as_of=as_of)
     data.save(snapshot_dir)
     return {"fingerprint": str(data.fingerprint), "meta": dict(getattr(data, "meta", {}) or {})}
 
@@ -1178,7 +1181,7 @@ def run_pack(
     the manifest and ``RunResult.exit_code`` is 1. KeyboardInterrupt / SIGTERM
     (:class:`RunInterrupted`) stop the workers and leave no staging folder behind.
 
-    ``prepare_snapshot(source, snapshot_dir, *, timezone, mapping, mask_pii) -> {"fingerprint",
+    ``prepare_snapshot(source, snapshot_dir, *, timezone, mapping, mask_pii, as_of) -> {"fingerprint",
     "meta"}`` builds the data snapshot (default :func:`build_snapshot`, i.e. open_data +
     save). ``on_report_done(result, done, total)`` is called as each report finishes.
     """
@@ -1261,7 +1264,7 @@ def run_pack(
                 snap = prepare(load_source, snapshot_dir,
                                timezone=global_params.get("timezone", "UTC"),
                                mapping=mapping,
-                               mask_pii=bool(global_params.get("mask_pii", False)))
+                               mask_pii=bool(global_params.get("mask_pii", False)), as_of=as_of)
             except CrmError as exc:
                 exc.args = (secret_values.mask(str(exc)),)
                 raise

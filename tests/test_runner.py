@@ -31,7 +31,7 @@ AS_OF = "2024-06-30"
 SECRET = "s3cr3t-pa55"
 
 
-def fake_snapshot(source, snapshot_dir, *, timezone, mapping, mask_pii):
+def fake_snapshot(source, snapshot_dir, *, timezone, mapping, mask_pii, as_of):
     """Stands in for open_data + save: leaves a marker the fixture notebook reads."""
     Path(snapshot_dir, "marker.txt").write_text("fp-test", encoding="utf-8")
     return {"fingerprint": "fp-test", "meta": {"as_of": None, "currency": "EUR",
@@ -473,3 +473,14 @@ def test_other_runtime_errors_are_not_retried(tmp_path, monkeypatch):
     done = runner.execute_report(_tiny_task(tmp_path))
     assert len(calls) == 1 and done["status"] == "failed"
     assert done["error"] == "RuntimeError: something else broke"
+
+
+def test_the_snapshot_is_built_at_the_runs_as_of(tmp_path):
+    seen = {}
+
+    def recording(source, snapshot_dir, **kwargs):
+        seen.update(kwargs)
+        return fake_snapshot(source, snapshot_dir, **kwargs)
+
+    run(tmp_path, prepare_snapshot=recording, only="01")
+    assert seen["as_of"] == AS_OF

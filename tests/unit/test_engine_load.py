@@ -266,3 +266,17 @@ def test_text_where_a_large_source_needs_timestamps_is_one_clear_error(tmp_path)
     with pytest.raises(CrmDataError, match=r"created_at of activities is string where a timestamp belongs") as e:
         open_data(tmp_path, pushdown=True)
     assert "\n" not in str(e.value)
+
+
+def test_the_runner_computes_a_large_sources_aggregates_at_the_runs_as_of(sample_parquet, monkeypatch, tmp_path):
+    """`crm-reports run --as-of 2026-06-28` on a large source: the engine's aggregates are
+    computed at that date, not at the export's recorded as_of (they would then be ignored
+    by every report and the activity questions refused)."""
+    from crmlib import runner
+
+    monkeypatch.setattr(pushdown_source, "PUSHDOWN_ROWS", 10_000)
+    runner.build_snapshot(str(sample_parquet), tmp_path / "snap", as_of="2026-06-28")
+    back = CrmData.load(tmp_path / "snap")
+    info = pushdown_info(back.tables["activities"])
+    assert info.as_of == as_of_instant("2026-06-28", "UTC")
+    assert back.meta["pushdown"]["as_of"] == as_of_instant("2026-06-28", "UTC").isoformat()
