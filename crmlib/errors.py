@@ -35,6 +35,13 @@ class CrmDataError(CrmError):
         self.source = source
         self.row = row
 
+    def __reduce__(self):  # keep the details when the error crosses a process boundary
+        return (_rebuild_data_error, (type(self), str(self), self.table, self.column, self.source, self.row))
+
+
+def _rebuild_data_error(cls, message, table, column, source, row):
+    return cls(message, table=table, column=column, source=source, row=row)
+
 
 class MissingTableError(CrmDataError):
     """A report needs a table the export does not have (the report is skipped)."""

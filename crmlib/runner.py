@@ -575,6 +575,34 @@ def build_snapshot(source: str, snapshot_dir: Path, *, timezone: str = "UTC",
     return {"fingerprint": str(data.fingerprint), "meta": dict(getattr(data, "meta", {}) or {})}
 
 
+_BUILD_SNAPSHOT = build_snapshot
+
+
+def build_snapshot_apart(source: str, snapshot_dir: Path, **kwargs) -> dict:
+    """:func:`build_snapshot` in a child process of its own (the runner's default).
+
+    Reading and auditing a large export takes gigabytes that pandas and Arrow keep
+    after they are freed; in a child they go back to the system when it exits, before
+    the report kernels start, instead of staying in the runner for the whole run. Its
+    errors come back as they were raised; an interrupt stops it with the runner.
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    if build_snapshot is not _BUILD_SNAPSHOT:  # replaced (a test's fault injection): run it here
+        return build_snapshot(source, snapshot_dir, **kwargs)
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        future = pool.submit(build_snapshot, source, snapshot_dir, **kwargs)
+        try:
+            return future.result()
+        except BaseException:
+            for proc in list(getattr(pool, "_processes", {}).values()):  # no waiting for a long read
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+            raise
+
+
 # ----------------------------------------------------------------------------------
 # Executing one report (inside a worker process)
 # ----------------------------------------------------------------------------------
@@ -1188,7 +1216,7 @@ def run_pack(
     started_at, t0 = _now(), time.perf_counter()
     secret_values = _Secrets()
     load_source, shown_source = resolve_source(source, secret_values)
-    prepare = prepare_snapshot or build_snapshot
+    prepare = prepare_snapshot or build_snapshot_apart
     staging: Path | None = None
     pool: _WorkerPool | None = None
     aborted = True

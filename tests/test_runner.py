@@ -484,3 +484,26 @@ def test_the_snapshot_is_built_at_the_runs_as_of(tmp_path):
 
     run(tmp_path, prepare_snapshot=recording, only="01")
     assert seen["as_of"] == AS_OF
+
+
+def test_the_default_snapshot_is_built_in_a_child_process_and_its_errors_come_back_whole(tmp_path):
+    """The gigabytes of reading a large export go back to the system with the child; a
+    data error raised there reaches the user as the same one-line error, details kept."""
+    bad = tmp_path / "export"
+    bad.mkdir()
+    (bad / "deals.csv").write_text("deal_id,name\nD1,x\n", encoding="utf-8")
+    with pytest.raises(CrmDataError) as caught:
+        runner.build_snapshot_apart(str(bad), tmp_path / "snap", timezone="UTC", mapping=None,
+                                    mask_pii=False, as_of=AS_OF)
+    direct = None
+    try:
+        runner.build_snapshot(str(bad), tmp_path / "snap2", timezone="UTC", mapping=None, mask_pii=False,
+                              as_of=AS_OF)
+    except CrmDataError as exc:
+        direct = exc
+    assert str(caught.value) == str(direct)
+    assert (caught.value.table, caught.value.column) == (direct.table, direct.column)
+    snap = runner.build_snapshot_apart(str(ROOT / "data" / "sample"), tmp_path / "ok", timezone="UTC",
+                                       mapping=None, mask_pii=False, as_of=AS_OF)
+    assert snap["fingerprint"] and (tmp_path / "ok" / "deals.parquet").exists()
+    assert caught.value.table == "deals" and caught.value.column == "status"
