@@ -10,6 +10,18 @@ import time
 GIB = 2**30
 
 
+def have_psutil(script: str) -> bool:
+    """Whether psutil (which measures the process tree) is installed; says so when not."""
+    import sys
+
+    try:
+        import psutil  # noqa: F401
+    except ImportError:
+        print(f"{script} needs psutil (pip install psutil)", file=sys.stderr)
+        return False
+    return True
+
+
 def run_tree(cmd: list[str], *, env=None, memory_cap_gib: float | None = None) -> dict:
     """Run ``cmd``: wall time, peak RSS of its whole process tree (sampled), its stdout/stderr.
 

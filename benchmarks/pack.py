@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _tree import run_tree  # noqa: E402  (benchmarks/_tree.py, beside this script)
+from _tree import have_psutil, run_tree  # noqa: E402  (benchmarks/_tree.py, beside this script)
 from crmlib import runner  # noqa: E402
 
 TARGET = 1.3
@@ -70,10 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when the target is missed")
     args = parser.parse_args(argv)
 
-    try:
-        import psutil  # noqa: F401
-    except ImportError:
-        print("benchmarks/pack.py needs psutil (pip install psutil)", file=sys.stderr)
+    if not have_psutil("benchmarks/pack.py"):
         return 2
     try:
         reports = runner.select_reports(runner.list_reports(args.notebooks), args.only)

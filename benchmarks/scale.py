@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _tree import run_tree  # noqa: E402  (benchmarks/_tree.py, beside this script)
+from _tree import have_psutil, run_tree  # noqa: E402  (benchmarks/_tree.py, beside this script)
 
 TARGETS = {10_000_000: (300.0, 4.0), 100_000_000: (1200.0, 8.0)}  # activities: (pack seconds, GiB)
 RATIO_TARGET = 1.5
@@ -215,10 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                              "report that needs more fails instead of exhausting a shared machine")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args(argv)
-    try:
-        import psutil  # noqa: F401
-    except ImportError:
-        print("benchmarks/scale.py needs psutil (pip install psutil)", file=sys.stderr)
+    if not have_psutil("benchmarks/scale.py"):
         return 2
 
     n = activities_of(args.size)

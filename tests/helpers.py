@@ -21,3 +21,45 @@ def page_links(path: Path) -> list[str]:
 
     _Links().feed(Path(path).read_text(encoding="utf-8"))
     return hrefs
+
+
+FIXTURE_NOTEBOOKS = ROOT / "tests" / "fixtures" / "notebooks"
+
+# crm-reports with its default snapshot builder faked: the runner's own signal handling
+# is what a test of an interrupted run exercises, not reading an export
+_FAKE_SNAPSHOT_CLI = """
+import sys
+from crmlib import cli, runner
+
+def fake(source, snapshot_dir, **kwargs):
+    return {"fingerprint": "fp-test", "meta": {}}
+
+runner.build_snapshot = fake
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def run_until_a_kernel_sleeps(out: Path, cwd: Path, as_of: str, *, wait_s: float = 60):
+    """Start ``crm-reports run`` of the sleeping fixture report (03) into ``out`` and return
+    ``(process, kernels)`` once its kernel runs (``kernels`` empty if none came within
+    ``wait_s``, or the process ended first). The caller stops the process."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", _FAKE_SNAPSHOT_CLI, "run", "--notebooks", str(FIXTURE_NOTEBOOKS), "--only", "03",
+         "--source", str(ROOT), "--as-of", as_of, "--out", str(out), "--timeout", "60"],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, cwd=cwd)
+    deadline, kernels = time.monotonic() + wait_s, []
+    while time.monotonic() < deadline and process.poll() is None:
+        children = psutil.Process(process.pid).children(recursive=True)
+        kernels = [c for c in children if "ipykernel_launcher" in " ".join(c.cmdline())]
+        if kernels:
+            break
+        time.sleep(0.2)
+    return process, kernels

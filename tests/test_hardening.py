@@ -24,8 +24,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -37,7 +35,7 @@ from crmlib.data import open_data
 from crmlib.htmlcheck import SCRIPT_TYPES, URL_ATTRIBUTES, _dangerous_scheme, audit_html
 from crmlib.privacy import pseudonym
 from crmlib.sample import write_sample
-from helpers import NOTEBOOKS, ROOT
+from helpers import NOTEBOOKS, ROOT, run_until_a_kernel_sleeps
 
 FIXTURES = ROOT / "tests" / "fixtures" / "notebooks"
 AS_OF = "2024-06-30"
@@ -538,35 +536,11 @@ def test_a_really_read_only_output_folder(tmp_path, capsys, monkeypatch):
         _assert_only_the_old_pack(out, old)
 
 
-SIGTERM_SCRIPT = """
-import sys
-from crmlib import cli, runner
-
-def fake(source, snapshot_dir, **kwargs):
-    return {"fingerprint": "fp-test", "meta": {}}
-
-runner.build_snapshot = fake
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
 def test_sigterm_mid_run_keeps_the_previous_pack_and_leaves_no_debris(tmp_path):
-    import psutil
-
     out = tmp_path / "out"
     old = _old_pack(out)
-    process = subprocess.Popen(
-        [sys.executable, "-c", SIGTERM_SCRIPT, "run", "--notebooks", str(FIXTURES), "--only", "03",
-         "--source", str(ROOT), "--as-of", AS_OF, "--out", str(out), "--timeout", "60"],
-        env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, cwd=tmp_path)
+    process, _ = run_until_a_kernel_sleeps(out, tmp_path, AS_OF)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and process.poll() is None:
-            children = psutil.Process(process.pid).children(recursive=True)
-            if any("ipykernel_launcher" in " ".join(c.cmdline()) for c in children):
-                break
-            time.sleep(0.2)
         assert process.poll() is None, process.communicate()
         staging = [p for p in out.iterdir() if p.name.startswith(f".{AS_OF}.tmp-")]
         assert staging, "the run is under way in a staging folder"

@@ -23,7 +23,7 @@ import pytest
 from crmlib import runner
 from crmlib.errors import CrmConfigError, CrmDataError
 from crmlib.htmlcheck import audit_html
-from helpers import page_links
+from helpers import page_links, run_until_a_kernel_sleeps
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "notebooks"
@@ -309,35 +309,11 @@ def test_an_interrupted_run_leaves_the_old_pack_and_no_debris(tmp_path):
     assert (tmp_path / AS_OF / "index.html").read_text(encoding="utf-8") == "old pack"
 
 
-SIGTERM_SCRIPT = """
-import sys
-from crmlib import cli, runner
-
-def fake(source, snapshot_dir, **kwargs):
-    return {"fingerprint": "fp-test", "meta": {}}
-
-runner.build_snapshot = fake  # the CLI's default snapshot builder, faked
-sys.exit(cli.main(sys.argv[1:]))
-"""
-
-
 def test_sigterm_stops_the_kernels_and_removes_the_staging_folder(tmp_path):
     import psutil
     out = tmp_path / "out"
-    process = subprocess.Popen(
-        [sys.executable, "-c", SIGTERM_SCRIPT, "run", "--notebooks", str(FIXTURES), "--only", "03",
-         "--source", str(ROOT), "--as-of", AS_OF, "--out", str(out), "--timeout", "60"],
-        env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, cwd=tmp_path)
+    process, kernels = run_until_a_kernel_sleeps(out, tmp_path, AS_OF, wait_s=40)
     try:
-        # wait until the sleeping notebook's kernel runs
-        deadline, kernels = time.monotonic() + 40, []
-        while time.monotonic() < deadline and process.poll() is None:
-            children = psutil.Process(process.pid).children(recursive=True)
-            kernels = [c for c in children if "ipykernel_launcher" in " ".join(c.cmdline())]
-            if kernels:
-                break
-            time.sleep(0.2)
         assert process.poll() is None, process.communicate()
         assert kernels, "no kernel started"
         time.sleep(0.5)

@@ -109,7 +109,8 @@ def deal_features(deals: pd.DataFrame, at, *, history: pd.DataFrame | None = Non
     closed_ns = _ns(d["closed_at"])
     is_closed = d["status"].isin(_CLOSED).to_numpy() & ~np.isnan(closed_ns)
     t_ns = np.array([t.value for t in times], dtype="float64")
-    cols = np.arange(len(d)) if only is None else np.flatnonzero(d["deal_id"].isin(pd.Index(only)).to_numpy())
+    only = None if only is None else pd.Index(only)
+    cols = np.arange(len(d)) if only is None else np.flatnonzero(d["deal_id"].isin(only).to_numpy())
     open_at = (created[cols][None, :] < t_ns[:, None]) & ~(
         is_closed[cols][None, :] & (closed_ns[cols][None, :] < t_ns[:, None]))
     ti, di = np.nonzero(open_at)
@@ -131,9 +132,9 @@ def deal_features(deals: pd.DataFrame, at, *, history: pd.DataFrame | None = Non
     rows["source"] = src.fillna("unknown").replace("", "unknown").to_numpy()
     rows = rows.sort_values("snapshot", kind="stable").reset_index(drop=True)
     if only is not None:  # the sampled deals' stage changes and activities only
-        history = history.loc[history["deal_id"].isin(pd.Index(only))] if history is not None else None
+        history = history.loc[history["deal_id"].isin(only)] if history is not None else None
         if activities is not None and "deal_id" in activities.columns:
-            activities = _keep_attrs(activities, activities.loc[activities["deal_id"].isin(pd.Index(only))])
+            activities = _keep_attrs(activities, activities.loc[activities["deal_id"].isin(only)])
     rows = _with_stage(rows, history)
     rows = _with_owner_history(rows, d, prior_deals)
     rows = _with_activities(rows, activities)
