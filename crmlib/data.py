@@ -30,6 +30,7 @@ import pandas as pd
 from .audit import audit
 from .errors import CrmConfigError, CrmDataError, MissingTableError
 from .load import Mapping, export_mapping, is_database_url, read_source, safe_source_label
+from .memory import release
 from .schema import TABLES, spec
 
 SNAPSHOT_VERSION = 1
@@ -74,12 +75,25 @@ class CrmData:
     def missing(self, *names: str) -> list[str]:
         return [n for n in names if n not in self.tables]
 
-    def table(self, name: str) -> pd.DataFrame:
-        """A clean table; MissingTableError when the export does not have it."""
+    def table(self, name: str, columns=None) -> pd.DataFrame:
+        """A clean table; MissingTableError when the export does not have it.
+
+        ``columns``: only these columns (a report that needs four of a large table's twelve
+        columns reads just those from a saved snapshot, and keeps the rest out of memory).
+        """
         spec(name)
         if name not in self.tables:
             raise MissingTableError(f"the export has no {name} table", table=name)
-        return self.tables[name]
+        if columns is None:
+            return self.tables[name]
+        columns = list(columns)
+        if isinstance(self.tables, _LazyTables):
+            return self.tables.columns(name, columns)
+        df = self.tables[name]
+        _check_columns(name, df.columns, columns)
+        out = df[columns]
+        out.attrs = dict(df.attrs)
+        return out
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.table(name)
@@ -208,7 +222,28 @@ class _LazyTables(MutableMapping):
                 raise KeyError(name)
             df = pd.read_parquet(self.folder / f"{self.prefix}{name}.parquet")
             self.loaded[name] = self.on_load(name, df) if self.on_load else df
+            release()  # what Arrow used while reading the file
         return self.loaded[name]
+
+    def columns(self, name: str, columns: list[str]) -> pd.DataFrame:
+        """Some columns of a table: read from its file alone unless the whole table is loaded
+        already (not kept: each call reads them again)."""
+        if name in self.loaded:
+            df = self.loaded[name]
+            _check_columns(name, df.columns, columns)
+            out = df[columns]
+            out.attrs = dict(df.attrs)
+            return out
+        if name not in self.names:
+            raise KeyError(name)
+        import pyarrow.parquet as pq
+
+        path = self.folder / f"{self.prefix}{name}.parquet"
+        _check_columns(name, pq.read_schema(path).names, columns)
+        df = pd.read_parquet(path, columns=columns)
+        df = self.on_load(name, df) if self.on_load else df
+        release()
+        return df
 
     def __contains__(self, name) -> bool:
         return name in self.names
@@ -230,6 +265,12 @@ class _LazyTables(MutableMapping):
 
     def __repr__(self) -> str:
         return f"<tables {', '.join(self.names)} from {self.folder} ({len(self.loaded)} read)>"
+
+
+def _check_columns(name: str, have, wanted) -> None:
+    missing = [c for c in wanted if c not in set(have)]
+    if missing:
+        raise CrmDataError(f"{name} has no column(s) {', '.join(map(str, missing))}", table=name, column=missing[0])
 
 
 # ---------------------------------------------------------------- opening

@@ -17,6 +17,7 @@ import pandas as pd
 
 from .data import CrmData, export_settings, open_data
 from .errors import CrmConfigError
+from .memory import release_after_each_cell
 from .results import Recorder
 
 PERIODS = ("week", "month", "quarter")
@@ -170,6 +171,7 @@ def _start(name: str, *, title: str = "", source="../data/sample", as_of=None, p
         else resolve_as_of(data.meta.get("as_of"), None)
     recorder = Recorder(name, title=title, results_dir=results_dir)
     _house_style()
+    release_after_each_cell()  # a cell's intermediate results do not stay in the kernel's footprint
     return Report(name, title, data, as_of_date, as_of_instant(as_of_date, timezone), period,
                   int(lookback_periods), timezone, currency, recorder, dict(params))
 

@@ -55,7 +55,7 @@ OWNER_TYPES = ("call", "email", "meeting", "task")
 DONE_WHEN_COMPLETED = ("meeting", "task")
 #: lower bounds of the weekly-call bands: <50, 50-74, 75-99, 100-125, 126-149, 150+
 DEFAULT_CALL_BAND_EDGES = (50, 75, 100, 126, 150)
-MAX_WITHIN_REPS = 200  # reps whose deals fit the within-rep model (a random sample beyond)
+MAX_WITHIN_REPS = 100  # reps whose deals fit the within-rep model (a random sample beyond)
 _CLOSED = ("won", "lost")
 _MEETINGS_TERM = "meetings >= {k}"
 
@@ -160,12 +160,12 @@ def activity_mix(activities: pd.DataFrame, *, periods: Sequence[Period], as_of: 
     _require(activities, ("type", "created_at", "completed_at"), "activities")
     require_rows(activities, min(p.start for p in periods), what="the activity mix")
     when = _done_at(activities)
-    a = activities.loc[activities["type"].isin(types) & (when < as_of)]
-    when = when.loc[a.index]
+    keep = activities["type"].isin(types) & (when < as_of)
+    kind, when = activities.loc[keep, "type"], when.loc[keep]  # one column, not a copy of the table
     rows = []
     for p in periods:
         inside = (when >= p.start) & (when < p.end)
-        counts = a.loc[inside, "type"].value_counts()
+        counts = kind.loc[inside].value_counts()
         total = int(counts.sum())
         for t in types:
             n = int(counts.get(t, 0))

@@ -750,11 +750,17 @@ def stage_funnel(deals: pd.DataFrame, history: pd.DataFrame, stages: pd.DataFram
         d = d.loc[d["pipeline"] == pipeline]
     h = history.loc[(history["entered_at"] < as_of) & history["deal_id"].isin(d["deal_id"]),
                     ["deal_id", "stage", "entered_at"]]
-    all_h = history.loc[history["entered_at"] < as_of]
     status_map = deal_status_at(deals, as_of).drop_duplicates("deal_id").set_index("deal_id")["status_at"]
     st = stages
     if several and st is not None:
         st = st.loc[st["pipeline"] == pipeline]
+    # the whole history is only read when the stages table cannot say which stages close a
+    # deal or their order (a large export's history has millions of rows)
+    known = set(st.columns) if st is not None else set()
+    if {"stage", "is_closed", "order"} <= known:
+        all_h = history.iloc[:0]
+    else:
+        all_h = history.loc[history["entered_at"] < as_of, ["deal_id", "stage", "entered_at"]]
     won_st, lost_st = _closed_stage_names(all_h, st, status_map)
     order, source = _funnel_order(all_h, st, won_st, lost_st, pipeline)
     if not order:

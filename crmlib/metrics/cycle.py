@@ -20,6 +20,37 @@ __all__ = ["stage_visits", "stage_time_norms"]
 _DAY_S = 86_400.0
 
 
+def _visit_starts(history: pd.DataFrame, as_of: pd.Timestamp, *, last_only: bool = False
+                  ) -> tuple[pd.DataFrame, np.ndarray]:
+    """The first entry of each stage visit before ``as_of`` (deal_id, stage, entered_at), ordered
+    by deal_id and entered_at, with each row's deal as an integer code in that order.
+    ``last_only``: only each deal's last visit."""
+    _require(history, ("deal_id", "stage", "entered_at"), "stage_history")
+    h = history.loc[history["entered_at"] < as_of, ["deal_id", "stage", "entered_at"]]
+    # sorted by deal_id then entered_at (stable) through integer codes: factorize(sort=True)
+    # numbers the ids in their sorted order, so this is the order of sort_values on the
+    # strings, without sorting millions of strings
+    deal, _ = pd.factorize(h["deal_id"], sort=True, use_na_sentinel=False)
+    stage, _ = pd.factorize(h["stage"], use_na_sentinel=False)
+    order = np.lexsort((h["entered_at"].to_numpy("datetime64[us]").view("int64"), deal))
+    deal, stage = deal[order], stage[order]
+    start = ~(np.r_[False, deal[1:] == deal[:-1]] & np.r_[False, stage[1:] == stage[:-1]])
+    order, deal = order[start], deal[start]
+    if last_only:
+        last = np.r_[deal[:-1] != deal[1:], True] if len(deal) else np.zeros(0, bool)
+        order, deal = order[last], deal[last]
+    return h.take(order).reset_index(drop=True), deal
+
+
+def _last_visits(history: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Each deal's last stage visit before as_of: deal_id, stage, entered_at (the visit's first entry).
+
+    The same rows as the last visit per deal of :func:`stage_visits`, without building
+    every visit (a large export's history has millions).
+    """
+    return _visit_starts(history, ensure_instant(as_of), last_only=True)[0]
+
+
 @metric(report="04", unit="days")
 def stage_visits(history: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
     """One row per stage visit before as_of: the stage a deal entered, when it left it, and the days spent there.
@@ -38,21 +69,17 @@ def stage_visits(history: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
     counts). Rows are ordered by deal_id and entered_at.
     """
     as_of = ensure_instant(as_of)
-    _require(history, ("deal_id", "stage", "entered_at"), "stage_history")
-    h = history.loc[history["entered_at"] < as_of, ["deal_id", "stage", "entered_at"]]
-    h = h.sort_values(["deal_id", "entered_at"], kind="stable").reset_index(drop=True)
-    same_deal_before = h["deal_id"].eq(h["deal_id"].shift())
-    repeat = same_deal_before & h["stage"].eq(h["stage"].shift())
-    h = h.loc[~repeat].reset_index(drop=True)
+    h, deal = _visit_starts(history, as_of)
 
-    next_same_deal = h["deal_id"].eq(h["deal_id"].shift(-1))
+    next_same_deal = pd.Series(np.r_[deal[:-1] == deal[1:], False] if len(deal) else np.zeros(0, bool),
+                               index=h.index)
     left_at = h["entered_at"].shift(-1).where(next_same_deal)
     next_stage = h["stage"].shift(-1).where(next_same_deal)
     completed = left_at.notna()
     until = left_at.where(completed, as_of)
     out = pd.DataFrame({
         "deal_id": h["deal_id"],
-        "visit": h.groupby("deal_id", sort=False).cumcount() + 1,
+        "visit": pd.Series(deal, index=h.index).groupby(deal, sort=False).cumcount() + 1,
         "stage": h["stage"],
         "entered_at": h["entered_at"],
         "left_at": left_at.astype(h["entered_at"].dtype),

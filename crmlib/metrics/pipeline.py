@@ -31,7 +31,7 @@ from ..periods import ensure_instant
 from ..pushdown.info import require_rows
 from ..stats.intervals import Proportion, wilson, wilson_frame
 from .catalogue import metric
-from .cycle import _require, stage_time_norms, stage_visits
+from .cycle import _last_visits, _require, stage_time_norms, stage_visits
 
 __all__ = [
     "PipelineChanges", "Velocity", "deal_status_at", "stage_at", "open_pipeline",
@@ -99,8 +99,7 @@ def stage_at(deals: pd.DataFrame, history: pd.DataFrame | None, as_of: pd.Timest
     if "stage" not in out.columns:
         raise CrmDataError("deals lacks the stage column", table="deals", column="stage")
     if history is not None and len(history):
-        last = stage_visits(history, as_of=as_of).drop_duplicates("deal_id", keep="last")
-        last = last.set_index("deal_id")
+        last = _last_visits(history, as_of=as_of).set_index("deal_id")
         h_stage = out["deal_id"].map(last["stage"])
         h_entered = out["deal_id"].map(last["entered_at"])
     else:
@@ -529,6 +528,10 @@ def _norm_series(norms) -> pd.Series:
 
 
 # ----------------------------------------------------------------------------- tasks
+#: the activities columns the task checks use (a report reads only these)
+TASK_COLUMNS = ("type", "deal_id", "created_at", "due_at", "completed_at")
+
+
 @metric(report="02", unit="flag")
 def task_coverage(deals: pd.DataFrame, activities: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
     """For each deal open at as_of, whether it has a next task (an open task or meeting due at or after as_of) and whether it has an overdue one (an open task or meeting due before as_of).
@@ -543,7 +546,7 @@ def task_coverage(deals: pd.DataFrame, activities: pd.DataFrame, *, as_of: pd.Ti
     without a next task first.
     """
     as_of = ensure_instant(as_of)
-    _require(activities, ("type", "deal_id", "created_at", "due_at", "completed_at"), "activities")
+    _require(activities, TASK_COLUMNS, "activities")
     require_rows(activities, as_of, what="the next-task check")  # a window holds every task open then
     d = deal_status_at(deals, as_of)
     d = d.loc[d["status_at"] == "open"]

@@ -679,11 +679,15 @@ def _touches(activities: pd.DataFrame, as_of: pd.Timestamp, types) -> pd.DataFra
     return a.loc[keep, ["lead_id", "created_at"]].assign(type=typ[keep])
 
 
+_NOT_FOR_CALLS = ("due_at", "completed_at")
+
+
 def _calls(activities: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     _require(activities, ("activity_id", "type", "direction", "created_at", "outcome", "duration_s"),
              "activities")
     typ = activities["type"].astype("str").str.strip().str.lower()
-    calls = activities.loc[(typ == "call") & (activities["created_at"] < as_of)].copy()
+    cols = [c for c in activities.columns if c not in _NOT_FOR_CALLS]  # planned times: not of a call
+    calls = activities.loc[(typ == "call") & (activities["created_at"] < as_of), cols].copy()
     calls["_dir"] = calls["direction"].astype("str").str.strip().str.lower()
     return calls
 

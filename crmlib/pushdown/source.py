@@ -23,6 +23,7 @@ memory limit, default ``"1GB"``; it spills to disk beyond).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import tempfile
@@ -34,6 +35,7 @@ import pandas as pd
 
 from ..errors import CrmConfigError, CrmDataError
 from ..load import Mapping, export_mapping, is_database_url, read_source, resolve_url, safe_source_label
+from ..memory import release
 from ..schema import TABLES, _dtype, spec
 from . import backends
 
@@ -181,6 +183,7 @@ def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=
     deals_source = raw_light.tables["deals"].source
     deals_rows = _kept_rows(raw_light, light, "deals")
     del raw_light  # the light tables as read: only the audited ones are kept
+    release()
     if as_of is None:
         as_of = m.as_of or default_as_of(dt.date.today())
     as_of_ts = _instant(as_of, timezone)
@@ -202,18 +205,25 @@ def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=
                                    deals_rows=deals_rows, timezone=timezone)
             kept = {name: h.kept for name, h in heavy.items()}
             aggregates = backends.run(con, kept, as_of=as_of_ts, timezone=timezone)
-            tables = dict(result.tables)
+            written = {}
             for name, expr in kept.items():
                 if name in WINDOWED:
                     expr = activity_window(expr, rows_from, con.name)
-                tables[name] = _to_frame(con, expr, name, timezone, work / f"{name}.parquet")
+                written[name] = _write_rows(con, expr, name, work / f"{name}.parquet")
+        _close(con)  # before pandas reads the rows: the engine's buffers are not held beside them
+        con = None
+        release()
+        tables = dict(result.tables)
+        for name, path in written.items():
+            tables[name] = _read_rows(path, name, timezone)
     finally:
-        con.disconnect()
+        if con is not None:
+            _close(con)
         if own_tmp:
             import shutil
 
             shutil.rmtree(work, ignore_errors=True)
-    _release_memory()
+    release()
     fp = fingerprint_files(light_files + files, m) if light_files or files \
         else fingerprint_frames({**result.tables, **{f"_{k}": v for k, v in aggregates.items()}})
     meta = {
@@ -227,11 +237,13 @@ def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=
     return tables, result, aggregates, fp, meta
 
 
-def _release_memory() -> None:
-    """Hand the memory of the engine's results back to the system (Arrow keeps freed blocks)."""
-    import pyarrow as pa
-
-    pa.default_memory_pool().release_unused()
+def _close(con) -> None:
+    """Disconnect the engine. DuckDB's scratch file is thrown away, so it is not checkpointed
+    on the way out (that would write, and hold in memory, what is about to be deleted)."""
+    if con.name == "duckdb":
+        with contextlib.suppress(Exception):
+            con.raw_sql("PRAGMA disable_checkpoint_on_shutdown")
+    con.disconnect()
 
 
 def _kept_rows(raw_light, light, table: str) -> np.ndarray:
@@ -253,14 +265,19 @@ def activity_window(kept, rows_from: pd.Timestamp, dialect: str | None = None):
                        | (kept.completed_at.isnull() & kept.due_at.notnull() & kept.type.isin(["task", "meeting"])))
 
 
-def _to_frame(con, expr, table: str, timezone: str, path: Path) -> pd.DataFrame:
-    """A kept table (or a window of it) as the pandas frame the in-memory audit keeps: canonical
-    columns and dtypes, rows in the export's order. Written by the engine to Parquet first, so
-    the rows stream out of it."""
+def _write_rows(con, expr, table: str, path: Path) -> Path:
+    """A kept table (or a window of it) written by the engine to Parquet, so the rows stream
+    out of it: canonical columns, rows in the export's order."""
     cols = spec(table).column_names
     ordered = expr.order_by(backends.POSITION).select(*cols)
     with backends.quiet():
         con.to_parquet(ordered, str(path))
+    return path
+
+
+def _read_rows(path: Path, table: str, timezone: str) -> pd.DataFrame:
+    """The rows :func:`_write_rows` wrote as the pandas frame the in-memory audit keeps:
+    canonical columns and dtypes."""
     df = pd.read_parquet(path)
     out = {}
     for c in spec(table).columns:

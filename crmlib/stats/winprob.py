@@ -67,6 +67,8 @@ FEATURES = ("stage", "log_age", "log_amount", "source", "owner_logit", "log_call
             "log_meetings_tasks")
 CATEGORICAL = ("stage", "source")
 AMOUNT_COL = "amount_rep"
+#: the activities columns the model's activity counts use (a report reads only these)
+ACTIVITY_COLUMNS = ("deal_id", "type", "created_at")
 MAX_DEALS = 50_000  # deals whose snapshots train and test the model (a random sample beyond)
 _CLOSED = ("won", "lost")
 _DAY = pd.Timedelta(days=1)
@@ -198,7 +200,7 @@ def _with_activities(rows: pd.DataFrame, activities: pd.DataFrame | None) -> pd.
         rows["log_calls_emails"] = np.nan
         rows["log_meetings_tasks"] = np.nan
         return rows
-    a = activities.loc[activities["deal_id"].notna(), ["deal_id", "type", "created_at"]]
+    a = activities.loc[activities["deal_id"].notna(), list(ACTIVITY_COLUMNS)]
     a = a.dropna(subset=["created_at"]).sort_values("created_at", kind="stable")
     tz = rows["snapshot"].dt.tz
     for col, kinds in (("log_calls_emails", ("call", "email")), ("log_meetings_tasks", ("meeting", "task"))):

@@ -88,3 +88,36 @@ def test_another_quantile_and_too_few_completed_visits():
 def test_history_without_the_canonical_columns_is_a_data_error():
     with pytest.raises(CrmDataError, match="entered_at"):
         stage_visits(pd.DataFrame({"deal_id": ["A"], "stage": ["x"]}), as_of=AS_OF)
+
+
+def test_visits_are_ordered_by_deal_id_as_text_and_ties_keep_the_export_order():
+    # "B10" sorts before "B9" as text; two rows of B9 at one instant keep their order
+    h = history([
+        ("B9", "qualify", "2026-09-02"),
+        ("B9", "proposal", "2026-09-02"),
+        ("B10", "qualify", "2026-09-03"),
+        ("A", "qualify", "2026-09-05"),
+    ])
+    v = stage_visits(h, as_of=AS_OF)
+    assert v["deal_id"].tolist() == ["A", "B10", "B9", "B9"]
+    assert v["stage"].tolist() == ["qualify", "qualify", "qualify", "proposal"]
+    assert v["visit"].tolist() == [1, 1, 1, 2]
+
+
+def test_last_visits_are_the_last_visit_of_each_deal_with_the_visit_s_first_entry():
+    from crmlib.metrics.cycle import _last_visits
+
+    h = history([
+        ("A", "qualify", "2026-09-01"),
+        ("A", "proposal", "2026-09-04"),
+        ("A", "proposal", "2026-09-08"),   # a repeat: still the visit entered on 09-04
+        ("A", "invoicing", "2026-10-01"),  # after as_of: not yet
+        ("B", "qualify", "2026-09-03"),
+        ("C", "qualify", "2026-10-02"),    # only after as_of: no visit
+    ])
+    last = _last_visits(h, as_of=AS_OF)
+    assert last["deal_id"].tolist() == ["A", "B"]
+    assert last["stage"].tolist() == ["proposal", "qualify"]
+    assert last["entered_at"].tolist() == [_t("2026-09-04"), _t("2026-09-03")]
+    full = stage_visits(h, as_of=AS_OF).drop_duplicates("deal_id", keep="last").reset_index(drop=True)
+    pd.testing.assert_frame_equal(last, full[["deal_id", "stage", "entered_at"]])

@@ -165,6 +165,26 @@ def test_the_snapshot_of_a_large_source_keeps_its_aggregates_and_window(large, t
     assert pushdown_info(one.tables["activities"]).aggregates["activity_weeks"] is one.aggregates["activity_weeks"]
 
 
+def test_a_report_reads_only_the_columns_it_asks_for_with_the_window_kept(large, tmp_path):
+    back = CrmData.load(large.save(tmp_path / "snap"))
+    cols = list(pipeline.TASK_COLUMNS)
+    part = back.table("activities", columns=cols)
+    assert "activities" not in back.tables.loaded  # read from the file alone, the table not kept
+    pd.testing.assert_frame_equal(part, large.tables["activities"][cols])
+    assert pushdown_info(part).rows_from == pushdown_info(large.tables["activities"]).rows_from
+    # the metric gives the same numbers from the columns as from the whole table
+    pd.testing.assert_frame_equal(pipeline.task_coverage(large.tables["deals"], part, as_of=AS_OF),
+                                  pipeline.task_coverage(large.tables["deals"], large.tables["activities"],
+                                                         as_of=AS_OF))
+    whole_table = back.tables["activities"]  # once loaded, the columns come from memory
+    pd.testing.assert_frame_equal(back.table("activities", columns=cols), whole_table[cols])
+    # in memory (not a saved snapshot) the same, and a wrong column is one clear error
+    pd.testing.assert_frame_equal(large.table("activities", columns=cols), large.tables["activities"][cols])
+    for data in (CrmData.load(tmp_path / "snap"), large):
+        with pytest.raises(CrmDataError, match="activities has no column.*colour"):
+            data.table("activities", columns=["type", "colour"])
+
+
 def test_a_parquet_folder_with_many_activities_is_read_as_a_large_source(sample_parquet, monkeypatch):
     settings = yaml.safe_load((sample_parquet / "export.yaml").read_text())
     assert not pushdown_source.pushdown_wanted(sample_parquet, _mapping(settings), None)
