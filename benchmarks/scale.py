@@ -159,7 +159,7 @@ def measure_pack(folder: Path, out: Path, jobs: int, memory_cap_gib: float | Non
             manifest = json.loads(path.read_text(encoding="utf-8"))
     reports = [(r["report"], r["status"], float(r.get("duration_s") or 0.0), r.get("error") or "")
                for r in manifest.get("reports", [])]
-    return {"wall_s": run["wall_s"], "peak_tree_gib": run["peak_tree_gib"],
+    return {"wall_s": run["wall_s"], "peak_tree_gib": run["peak_tree_gib"], "peak_pss_gib": run["peak_pss_gib"],
             "largest_process_gib": max(largest, before) * 1024 / GIB, "code": run["code"],
             "timings": manifest.get("timings", {}), "reports": reports,
             "error": run["stderr"].strip().splitlines()[-1:] if run["code"] not in (0, 1) else []}
@@ -195,6 +195,10 @@ def measure_ratio(folder: Path, repeat: int) -> dict:
             assert isinstance(frame, pd.DataFrame)
         raw.close()
     return {"ours": ours, "hand": hand}
+
+
+def _gib(value) -> str:
+    return "n/a" if value is None else f"{value:.2f} GiB"
 
 
 def _env() -> dict:
@@ -246,8 +250,9 @@ def main(argv: list[str] | None = None) -> int:
             pack = measure_pack(folder, Path(tmp) / "out", args.jobs, args.memory_cap)
         counts = {s: sum(1 for _, st, _, _ in pack["reports"] if st == s) for s in ("ok", "skipped", "failed")}
         print(f"pack: {pack['wall_s']:.0f} s wall (snapshot {pack['timings'].get('snapshot_s', float('nan')):.0f} s), "
-              f"peak {pack['peak_tree_gib']:.2f} GiB for the process tree (largest process "
-              f"{pack['largest_process_gib']:.2f} GiB); reports {counts}", flush=True)
+              f"peak {pack['peak_tree_gib']:.2f} GiB for the process tree (RSS summed; "
+              f"{_gib(pack['peak_pss_gib'])} PSS; largest process {pack['largest_process_gib']:.2f} GiB); "
+              f"reports {counts}", flush=True)
         for name, status, seconds, error in pack["reports"]:
             print(f"  {name:<22} {status:<8} {seconds:7.1f} s  {error[:100]}")
         if pack["error"]:

@@ -685,11 +685,21 @@ _NOT_FOR_CALLS = ("due_at", "completed_at")
 def _calls(activities: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     _require(activities, ("activity_id", "type", "direction", "created_at", "outcome", "duration_s"),
              "activities")
-    typ = activities["type"].astype("str").str.strip().str.lower()
     cols = [c for c in activities.columns if c not in _NOT_FOR_CALLS]  # planned times: not of a call
-    calls = activities.loc[(typ == "call") & (activities["created_at"] < as_of), cols].copy()
-    calls["_dir"] = calls["direction"].astype("str").str.strip().str.lower()
+    is_call = activities["type"].isin(_spelled(activities["type"], "call"))
+    calls = activities.loc[is_call & (activities["created_at"] < as_of), cols]
+    calls["_dir"] = calls["direction"].map(_normalised(calls["direction"])).astype("str")
     return calls
+
+
+def _normalised(values: pd.Series) -> dict:
+    """Each distinct value trimmed and in lower case (worked out once per value, not per row)."""
+    return {v: str(v).strip().lower() for v in values.dropna().unique()}
+
+
+def _spelled(values: pd.Series, word: str) -> list:
+    """The distinct values that read ``word`` once trimmed and in lower case ("Call ", "CALL")."""
+    return [v for v, norm in _normalised(values).items() if norm == word]
 
 
 def _logged_from(calls: pd.DataFrame, start: pd.Timestamp, as_of=None) -> pd.Timestamp:

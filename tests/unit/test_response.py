@@ -463,3 +463,10 @@ def test_plots_draw_the_report_pictures():
         assert ax.collections and ax.get_title(loc="left").startswith("Peak load: ")
     finally:
         plt.close("all")
+
+
+def test_calls_are_found_whatever_the_spelling_of_type_and_direction():
+    messy = CALLS.copy()
+    messy["type"] = messy["type"].replace({"call": " Call"})
+    messy["direction"] = messy["direction"].replace({"inbound": "INBOUND ", "outbound": "Outbound"})
+    pd.testing.assert_frame_equal(inbound_calls(messy, AS_OF), inbound_calls(CALLS, AS_OF))
