@@ -89,11 +89,7 @@ class CrmData:
         columns = list(columns)
         if isinstance(self.tables, _LazyTables):
             return self.tables.columns(name, columns)
-        df = self.tables[name]
-        _check_columns(name, df.columns, columns)
-        out = df[columns]
-        out.attrs = dict(df.attrs)
-        return out
+        return _columns_of(name, self.tables[name], columns)
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.table(name)
@@ -229,11 +225,7 @@ class _LazyTables(MutableMapping):
         """Some columns of a table: read from its file alone unless the whole table is loaded
         already (not kept: each call reads them again)."""
         if name in self.loaded:
-            df = self.loaded[name]
-            _check_columns(name, df.columns, columns)
-            out = df[columns]
-            out.attrs = dict(df.attrs)
-            return out
+            return _columns_of(name, self.loaded[name], columns)
         if name not in self.names:
             raise KeyError(name)
         import pyarrow.parquet as pq
@@ -268,9 +260,18 @@ class _LazyTables(MutableMapping):
 
 
 def _check_columns(name: str, have, wanted) -> None:
-    missing = [c for c in wanted if c not in set(have)]
+    have = set(have)
+    missing = [c for c in wanted if c not in have]
     if missing:
         raise CrmDataError(f"{name} has no column(s) {', '.join(map(str, missing))}", table=name, column=missing[0])
+
+
+def _columns_of(name: str, df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Some columns of a table in memory, with its attrs (a large source's window info)."""
+    _check_columns(name, df.columns, columns)
+    out = df[columns]
+    out.attrs = dict(df.attrs)
+    return out
 
 
 # ---------------------------------------------------------------- opening
