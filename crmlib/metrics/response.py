@@ -107,9 +107,9 @@ def first_touches(leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Times
     touches = _touches(activities, as_of, types)
     logging_start = first_logged(activities, touches["created_at"].min() if len(touches) else pd.NaT,
                                  as_of=as_of, types=types, direction="outbound", with_lead=True)
-    # the first touch at or after the lead's own creation (all leads, so the window can start anywhere)
-    all_leads = leads.loc[leads["created_at"] < as_of, ["lead_id", "created_at"]]
-    m = touches.merge(all_leads.rename(columns={"created_at": "_lead_at"}), on="lead_id", how="inner")
+    # the first touch at or after the lead's own creation, for the leads of the window
+    m = touches.merge(lead[["lead_id", "created_at"]].rename(columns={"created_at": "_lead_at"}), on="lead_id",
+                      how="inner")
     m = m.loc[m["created_at"] >= m["_lead_at"]]
     m = m.sort_values(["lead_id", "created_at"], kind="stable").drop_duplicates("lead_id")
     first = m.set_index("lead_id")
@@ -280,15 +280,14 @@ def inbound_calls(activities: pd.DataFrame, as_of: pd.Timestamp, *, start: pd.Ti
         raise CrmConfigError(f"callback_within_days must be positive, not {callback_within_days}")
     if start is not None:
         require_rows(activities, start, what="inbound calls")
-    calls = _calls(activities, as_of)
-    inb = calls.loc[calls["_dir"] == "inbound"]
+    cols = ["activity_id", "created_at", "owner_id", "account_id", "lead_id", "deal_id", "outcome",
+            "duration_s"]
+    inb = _calls(activities, as_of, columns=cols, direction="inbound")
     if start is not None:
         inb = inb.loc[inb["created_at"] >= ensure_instant(start, name="start")]
     if end is not None:
         inb = inb.loc[inb["created_at"] < ensure_instant(end, name="end")]
-    cols = ["activity_id", "created_at", "owner_id", "account_id", "lead_id", "deal_id", "outcome",
-            "duration_s"]
-    out = inb[[c for c in cols if c in inb.columns]].copy()
+    out = inb.drop(columns="_dir").reset_index(drop=True)  # callbacks are matched back by row label
     outcome = out["outcome"].astype("str").str.strip().str.lower()
     missed_set = {str(x).strip().lower() for x in missed_outcomes}
     known = out["outcome"].notna() & (outcome != "")
@@ -297,7 +296,8 @@ def inbound_calls(activities: pd.DataFrame, as_of: pd.Timestamp, *, start: pd.Ti
     out = _add_calendar(out)
 
     # callbacks: the first outbound call after the missed call sharing any of its keys
-    outbound = calls.loc[calls["_dir"] == "outbound", ["created_at", "lead_id", "deal_id", "account_id"]]
+    outbound = _calls(activities, as_of, columns=["created_at", "lead_id", "deal_id", "account_id"],
+                      direction="outbound")
     is_missed = out["missed"].fillna(False).astype(bool)
     hits = [pd.Series(pd.NaT, index=out.index, dtype=out["created_at"].dtype)]
     for key in ("lead_id", "deal_id", "account_id"):
@@ -506,7 +506,7 @@ def call_heatmap(activities: pd.DataFrame, as_of: pd.Timestamp, *, start: pd.Tim
     if end <= start:
         raise CrmConfigError(f"call_heatmap needs start ({start}) before end ({end})")
     require_rows(activities, start, what="the calls of a window")
-    calls = _calls(activities, as_of)
+    calls = _calls(activities, as_of, columns=["created_at"])
     start = _logged_from(calls, start, as_of)
     calls = calls.loc[(calls["created_at"] >= start) & (calls["created_at"] < end)]
     if direction is not None:
@@ -556,7 +556,7 @@ def call_handling(activities: pd.DataFrame, as_of: pd.Timestamp, *, start: pd.Ti
         raise CrmConfigError(f"call_handling needs start ({start}) before end ({end})")
     by = [by] if isinstance(by, str) else list(by)
     require_rows(activities, start, what="the calls of a window")
-    calls = _calls(activities, as_of)
+    calls = _calls(activities, as_of, columns=[*by, "created_at", "duration_s"])
     start = _logged_from(calls, start, as_of)
     calls = calls.loc[(calls["created_at"] >= start) & (calls["created_at"] < end)]
     missing = [c for c in by if c not in calls.columns]
@@ -671,24 +671,41 @@ def _limit_label(minutes: float) -> str:
 
 
 def _touches(activities: pd.DataFrame, as_of: pd.Timestamp, types) -> pd.DataFrame:
+    """Outbound activities of ``types`` linked to a lead, before ``as_of``: lead_id, created_at, type (trimmed, lower case)."""
     a = activities
-    typ = a["type"].astype("str").str.strip().str.lower()
-    direction = a["direction"].astype("str").str.strip().str.lower()
-    keep = (typ.isin([str(t).lower() for t in types]) & (direction == "outbound") & a["lead_id"].notna()
+    wanted = {str(t).strip().lower() for t in types}
+    type_norm = _normalised(a["type"])
+    keep = (a["type"].isin([v for v, norm in type_norm.items() if norm in wanted])
+            & a["direction"].isin(_spelled(a["direction"], "outbound")) & a["lead_id"].notna()
             & (a["created_at"] < as_of))
-    return a.loc[keep, ["lead_id", "created_at"]].assign(type=typ[keep])
+    rows = np.flatnonzero(keep.to_numpy(dtype=bool))
+    out = a.iloc[rows, [a.columns.get_loc("lead_id"), a.columns.get_loc("created_at")]]
+    return out.assign(type=a["type"].iloc[rows].map(type_norm).astype("str"))
 
 
 _NOT_FOR_CALLS = ("due_at", "completed_at")
 
 
-def _calls(activities: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+def _calls(activities: pd.DataFrame, as_of: pd.Timestamp, *, columns: Sequence[str] | None = None,
+           direction: str | None = None) -> pd.DataFrame:
+    """The calls created before ``as_of`` with ``columns`` (default: all but the planned times) and ``_dir``.
+
+    ``direction`` keeps the calls of that direction only. Rows and columns are taken in
+    one step, so a large activities table is not copied whole first.
+    """
     _require(activities, ("activity_id", "type", "direction", "created_at", "outcome", "duration_s"),
              "activities")
-    cols = [c for c in activities.columns if c not in _NOT_FOR_CALLS]  # planned times: not of a call
-    is_call = activities["type"].isin(_spelled(activities["type"], "call"))
-    calls = activities.loc[is_call & (activities["created_at"] < as_of), cols]
-    calls["_dir"] = calls["direction"].map(_normalised(calls["direction"])).astype("str")
+    wanted = activities.columns if columns is None else columns
+    cols = [c for c in wanted if c in activities.columns and c not in _NOT_FOR_CALLS]
+    is_call = activities["type"].isin(_spelled(activities["type"], "call")) & (activities["created_at"] < as_of)
+    rows = np.flatnonzero(is_call.to_numpy(dtype=bool))
+    raw = activities["direction"].iloc[rows]
+    norm = raw.map(_normalised(raw)).astype("str").to_numpy()
+    if direction is not None:
+        keep = norm == direction
+        rows, norm = rows[keep], norm[keep]
+    calls = activities.iloc[rows, [activities.columns.get_loc(c) for c in cols]]
+    calls = calls.assign(_dir=pd.Series(norm, index=calls.index, dtype="str"))
     return calls
 
 

@@ -470,3 +470,25 @@ def test_calls_are_found_whatever_the_spelling_of_type_and_direction():
     messy["type"] = messy["type"].replace({"call": " Call"})
     messy["direction"] = messy["direction"].replace({"inbound": "INBOUND ", "outbound": "Outbound"})
     pd.testing.assert_frame_equal(inbound_calls(messy, AS_OF), inbound_calls(CALLS, AS_OF))
+
+
+def test_calls_and_touches_are_taken_by_position_not_by_index_label():
+    """A user's filtered activities frame may carry a repeated index; rows are picked by position.
+
+    The calls are found by their spellings (" Call", "INBOUND ") and only the columns each
+    metric uses are taken, so the answers must equal those on the same rows with a fresh index.
+    """
+    messy = CALLS.copy()
+    messy.index = [0] * len(messy)
+    messy["type"] = messy["type"].map({"call": " Call", "email": "EMAIL"})
+    messy["direction"] = messy["direction"].map({"inbound": "INBOUND ", "outbound": "Outbound"})
+    want = inbound_calls(CALLS, AS_OF)
+    pd.testing.assert_frame_equal(inbound_calls(messy, AS_OF), want)
+    assert want["callback_status"].notna().sum() == 4  # four missed calls, each with a status
+    start = AS_OF - pd.Timedelta(weeks=2)
+    pd.testing.assert_frame_equal(call_handling(messy, AS_OF, start=start), call_handling(CALLS, AS_OF, start=start))
+    acts = ACTS.copy()
+    acts.index = [7] * len(acts)
+    got = first_touches(LEADS, acts, AS_OF)
+    pd.testing.assert_frame_equal(got, first_touches(LEADS, ACTS, AS_OF))
+    assert got["touched"].sum() >= 1
