@@ -157,9 +157,11 @@ def lead_outcomes(leads: pd.DataFrame, deals: pd.DataFrame | None, *, as_of: pd.
     has_deal = out["deal_id"].notna() if "deal_id" in out.columns else pd.Series(False, index=out.index)
     status = pd.Series(pd.NA, index=out.index, dtype="str")
     if deals is not None and "deal_id" in out.columns:
-        d = deal_status_at(deals, as_of).drop_duplicates("deal_id").set_index("deal_id")
+        _require(deals, ("deal_id", "status", "created_at", "closed_at"), "deals")
+        few = deals[["deal_id", "status", "created_at", "closed_at"]]  # not a copy of every column
+        d = deal_status_at(few, as_of).drop_duplicates("deal_id").set_index("deal_id")
         status = out["deal_id"].map(d["status_at"]).astype("str")
-        deal_created = out["deal_id"].map(deals.drop_duplicates("deal_id").set_index("deal_id")["created_at"])
+        deal_created = out["deal_id"].map(few.drop_duplicates("deal_id").set_index("deal_id")["created_at"])
         when = when.where(when.notna() | ~has_deal, deal_created)
     when = when.astype(out["created_at"].dtype)
     out["converted_when"] = when.where(when < as_of)
@@ -196,8 +198,14 @@ def lead_conversion(leads: pd.DataFrame, deals: pd.DataFrame | None, *, as_of: p
     converted). Without ``by`` a single row labelled ``all``.
     """
     start, end, as_of = _window(start, end, as_of)
-    lo = lead_outcomes(leads, deals, as_of=as_of)
-    lo = lo.loc[_in_window(lo["created_at"], start, end)]
+    _require(leads, ("lead_id", "created_at"), "leads")
+    if by is not None:
+        _keys(leads, by, "leads")  # a missing column fails before any work
+    used = ["lead_id", "created_at", "converted_at", "deal_id",
+            *([] if by is None else [by] if isinstance(by, str) else list(by))]
+    cohort = leads.loc[_in_window(leads["created_at"], start, end), list(dict.fromkeys(
+        c for c in used if c in leads.columns))]  # the window's leads, the columns used
+    lo = lead_outcomes(cohort, deals, as_of=as_of)
     keys = _keys(lo, by, "leads")
     g = lo.groupby(keys, dropna=False, sort=True)
     out = pd.DataFrame({"leads": g.size(), "converted": g["converted"].sum(),
@@ -737,8 +745,10 @@ def stage_funnel(deals: pd.DataFrame, history: pd.DataFrame, stages: pd.DataFram
     """
     start, end, as_of = _window(start, end, as_of)
     _require(history, ("deal_id", "stage", "entered_at"), "stage_history")
-    d = deal_status_at(deals, as_of)
-    d = d.loc[_in_window(d["created_at"], start, end)]
+    _require(deals, ("deal_id", "status", "created_at", "closed_at"), "deals")
+    at = deal_status_at(deals[[c for c in ("deal_id", "status", "created_at", "closed_at", "pipeline")
+                               if c in deals.columns]], as_of)  # the columns used, not a copy of all
+    d = at.loc[_in_window(at["created_at"], start, end)]
     several = (stages is not None and "pipeline" in stages.columns and stages["pipeline"].nunique() > 1)
     if pipeline is None and several and "pipeline" in d.columns:
         counts = d["pipeline"].value_counts()
@@ -750,7 +760,7 @@ def stage_funnel(deals: pd.DataFrame, history: pd.DataFrame, stages: pd.DataFram
         d = d.loc[d["pipeline"] == pipeline]
     h = history.loc[(history["entered_at"] < as_of) & history["deal_id"].isin(d["deal_id"]),
                     ["deal_id", "stage", "entered_at"]]
-    status_map = deal_status_at(deals, as_of).drop_duplicates("deal_id").set_index("deal_id")["status_at"]
+    status_map = at.drop_duplicates("deal_id").set_index("deal_id")["status_at"]
     st = stages
     if several and st is not None:
         st = st.loc[st["pipeline"] == pipeline]
@@ -821,13 +831,13 @@ def lost_deals(deals: pd.DataFrame, history: pd.DataFrame | None = None, stages:
     stage_at_loss always).
     """
     start, end, as_of = _window(start, end, as_of)
-    d = deal_status_at(deals, as_of)
-    d = d.loc[(d["status_at"] == "lost") & _in_window(d["closed_at"], start, end)].copy()
+    at = deal_status_at(deals, as_of)
+    d = at.loc[(at["status_at"] == "lost") & _in_window(at["closed_at"], start, end)].copy()
     stage = pd.Series(pd.NA, index=d.index, dtype="str")
     if history is not None and len(history):
         _require(history, ("deal_id", "stage", "entered_at"), "stage_history")
         h = history.loc[history["entered_at"] < as_of]
-        status_map = deal_status_at(deals, as_of).drop_duplicates("deal_id").set_index("deal_id")["status_at"]
+        status_map = at.drop_duplicates("deal_id").set_index("deal_id")["status_at"]
         won_st, lost_st = _closed_stage_names(h, stages, status_map)
         closed = won_st | lost_st
         hd = h.loc[h["deal_id"].isin(d["deal_id"])].sort_values(["deal_id", "entered_at"], kind="stable")

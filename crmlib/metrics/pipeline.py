@@ -70,7 +70,9 @@ def deal_status_at(deals: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     as_of = ensure_instant(as_of)
     _require(deals, ("deal_id", "status", "created_at", "closed_at"), "deals")
     _check_close_dates(deals)
-    out = deals.loc[deals["created_at"] < as_of].copy()
+    exists = deals["created_at"] < as_of
+    # every deal exists at as_of (the usual case): a lazy copy (copy-on-write), not a copy of every column
+    out = deals.copy(deep=False) if exists.all() else deals.loc[exists].copy()
     closed = out["status"].isin(_CLOSED) & (out["closed_at"] < as_of)
     out["status_at"] = pd.Series(np.where(closed, out["status"], "open"), index=out.index, dtype="str")
     return out

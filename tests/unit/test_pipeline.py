@@ -80,6 +80,19 @@ def test_deals_created_at_or_after_as_of_do_not_exist_yet():
     assert deal_status_at(d, AS_OF)["deal_id"].tolist() == ["A"]
 
 
+def test_status_at_as_of_is_a_copy_whether_or_not_every_deal_exists_yet():
+    """The result may be changed by its caller without touching the export's table (both code paths)."""
+    for created in ("2026-09-01", "2026-09-28"):  # all deals exist / the second does not exist yet
+        d = make_deals([dict(deal_id="A", status="won", created_at="2026-09-01", closed_at="2026-09-20"),
+                        dict(deal_id="B", created_at=created)])
+        before = d.copy()
+        out = deal_status_at(d, AS_OF)
+        out.loc[out.index[0], "status"] = "lost"
+        out["amount"] = -1.0
+        pd.testing.assert_frame_equal(d, before)
+        assert "status_at" not in d.columns
+
+
 def test_won_deal_without_closed_at_is_a_data_error_naming_it():
     d = make_deals([dict(deal_id="X9", status="won", created_at="2026-09-01")])
     with pytest.raises(CrmDataError, match="X9"):
