@@ -39,7 +39,7 @@ from .cycle import _require
 from .pipeline import deal_status_at
 
 __all__ = [
-    "ACTIVITY_TYPES", "OWNER_TYPES", "DEFAULT_CALL_BAND_EDGES", "PeriodResults", "ActivityOutcome",
+    "ACTIVITY_TYPES", "ACTIVITY_COLUMNS", "OWNER_TYPES", "DEFAULT_CALL_BAND_EDGES", "PeriodResults", "ActivityOutcome",
     "RateComparison", "meetings_in_band",
     "activities_done", "activities_scheduled", "activity_mix", "period_results", "results_by_period",
     "owner_results", "quota_attainment", "close_ratio", "cohort_win_rate", "owner_performance",
@@ -49,6 +49,8 @@ __all__ = [
 
 AMOUNT_COL = "amount_rep"
 ACTIVITY_TYPES = ("call", "email", "meeting", "task", "note")
+#: the activities columns this module's metrics read (report 05 loads only these)
+ACTIVITY_COLUMNS = ("owner_id", "type", "deal_id", "created_at", "due_at", "completed_at")
 #: the activity types shown per owner (notes are not work to plan)
 OWNER_TYPES = ("call", "email", "meeting", "task")
 #: done when completed; every other type is done when it is logged

@@ -111,9 +111,13 @@ def stage_time_norms(history: pd.DataFrame, *, as_of: pd.Timestamp, quantile: fl
     """
     if not 0 < quantile < 1:
         raise ValueError(f"quantile must lie between 0 and 1, not {quantile}")
-    v = stage_visits(history, as_of=as_of)
-    done = v.loc[v["completed"]]
-    by_stage = v.groupby("stage", sort=True)
+    return _norms(stage_visits(history, as_of=as_of), quantile, min_completed)
+
+
+def _norms(v: pd.DataFrame, quantile: float, min_completed: int) -> pd.DataFrame:
+    """:func:`stage_time_norms` from the :func:`stage_visits` frame ``v``."""
+    done = v.loc[v["completed"], ["stage", "duration_days"]]
+    by_stage = v[["stage", "completed"]].groupby("stage", sort=True)
     out = pd.DataFrame({
         "visits": by_stage.size(),
         "completed": by_stage["completed"].sum().astype("int64"),
@@ -638,9 +642,11 @@ def stage_time_table(history: pd.DataFrame, *, as_of: pd.Timestamp, stages: pd.D
     norm_days) plus mean_days, total_days (summed days of completed visits) and
     share_of_time (total_days / all stages' total_days: which stage eats the time).
     """
-    norms = stage_time_norms(history, as_of=as_of, quantile=quantile)
-    v = stage_visits(history, as_of=as_of)
-    done = v.loc[v["completed"]].groupby("stage")["duration_days"]
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must lie between 0 and 1, not {quantile}")
+    v = stage_visits(history, as_of=as_of)  # built once for the norms and the totals
+    norms = _norms(v, quantile, 1)
+    done = v.loc[v["completed"], ["stage", "duration_days"]].groupby("stage")["duration_days"]
     out = norms.set_index("stage")
     out["mean_days"] = done.mean()
     out["total_days"] = done.sum()

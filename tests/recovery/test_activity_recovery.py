@@ -157,3 +157,24 @@ def test_per_owner_win_counts_over_the_whole_history_equal_the_realised_ones(dea
                                  as_of=as_of).set_index("owner_id")
     for owner, row in truth["rep_effects"]["realised_win_rate"].items():
         assert (int(got.loc[owner, "won"]), int(got.loc[owner, "lost"])) == (row["won"], row["lost"]), owner
+
+
+def test_the_report_columns_of_activities_give_the_same_numbers_as_the_whole_table(deals, sample_data, as_of,
+                                                                                    outcome):
+    """Report 05 reads only ``activity.ACTIVITY_COLUMNS`` of a large snapshot's activities."""
+    from crmlib.periods import period_bounds, periods_back
+
+    whole = sample_data.tables["activities"]
+    part = sample_data.table("activities", columns=activity.ACTIVITY_COLUMNS)
+    assert len(part.columns) < len(whole.columns)
+    again = activity.activity_outcome(deals, part, as_of=as_of)
+    pd.testing.assert_frame_equal(again.panel, outcome.panel)
+    pd.testing.assert_frame_equal(again.bands, outcome.bands)
+    periods = periods_back(as_of, "week", 12)
+    pd.testing.assert_frame_equal(activity.activity_mix(part, periods=periods, as_of=as_of),
+                                  activity.activity_mix(whole, periods=periods, as_of=as_of))
+    cur = period_bounds(as_of, "month").current
+    kw = dict(period=cur, as_of=as_of, users=sample_data.tables["users"], targets=sample_data.tables["targets"])
+    mine = activity.owner_performance(deals, activities=part, **kw)
+    pd.testing.assert_frame_equal(mine, activity.owner_performance(deals, activities=whole, **kw))
+    assert mine.filter(like="scheduled").to_numpy().sum() > 0  # the activities were used
