@@ -458,15 +458,16 @@ def purchase_model_check(orders: pd.DataFrame, *, as_of: pd.Timestamp, holdout_w
     (predicted - actual) / actual) over the customers acquired before the hold-out.
     """
     as_of = ensure_instant(as_of)
-    o = orders.loc[orders["ordered_at"] < as_of]
-    o = o[o["account_id"].notna()]
+    _require(orders, ["account_id", "ordered_at"], "orders")
+    o = orders.loc[(orders["ordered_at"] < as_of) & orders["account_id"].notna(), ["account_id", "ordered_at"]]
     cut = as_of - pd.Timedelta(weeks=holdout_weeks)
     return _clv.holdout_check(o, customer_col="account_id", date_col="ordered_at", calibration_end=cut,
                               holdout_end=as_of, time_unit="week")
 
 
 # ----------------------------------------------------------------------------- helpers
-def _orders_before(orders, as_of, start, revenue_col, cost_col) -> pd.DataFrame:
+def _orders_before(orders, as_of, start, revenue_col, cost_col, extra=()) -> pd.DataFrame:
+    """The order lines placed in [start, as_of): account_id, ordered_at, the money columns and ``extra`` only."""
     as_of = ensure_instant(as_of)
     _require(orders, ["account_id", "ordered_at"], "orders")
     if revenue_col:  # a missing revenue_rep gets a hint to convert with money.to_reporting
@@ -476,7 +477,8 @@ def _orders_before(orders, as_of, start, revenue_col, cost_col) -> pd.DataFrame:
     keep = orders["ordered_at"] < as_of
     if start is not None:
         keep &= orders["ordered_at"] >= ensure_instant(start, name="start")
-    o = orders.loc[keep].copy()
+    cols = list(dict.fromkeys(c for c in ("account_id", "ordered_at", revenue_col, cost_col, *extra) if c))
+    o = orders.loc[keep, cols]  # a large export's lines: the columns used, not a copy of all
     if revenue_col and o[revenue_col].isna().any():
         raise CrmDataError(f"orders: {int(o[revenue_col].isna().sum())} lines have no {revenue_col}; the "
                            "audit should have quarantined them", table="orders", column=revenue_col)
@@ -504,8 +506,8 @@ def _baskets(orders, as_of, start):
     is a row of zeros: it still counts among the baskets."""
     from scipy import sparse
 
-    o = _orders_before(orders, as_of, start, None, None)
-    _require(o, ("product",), "orders")
+    _require(orders, ("product",), "orders")
+    o = _orders_before(orders, as_of, start, None, None, extra=("product",))
     o["day"] = _day(o["ordered_at"])
     groups = o.groupby(["account_id", "day"], dropna=False, sort=True)
     row = groups.ngroup().to_numpy()
