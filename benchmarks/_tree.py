@@ -45,20 +45,25 @@ def run_tree(cmd: list[str], *, env=None, memory_cap_gib: float | None = None) -
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                preexec_fn=cap if memory_cap_gib else None)
     peak, peak_pss, stop = 0, 0, threading.Event()
+    parts: list[tuple[str, float]] = []
 
     def sample() -> None:
-        nonlocal peak, peak_pss
+        nonlocal peak, peak_pss, parts
         root = psutil.Process(process.pid)
         while not stop.is_set():
             try:
                 total = pss = 0
+                now = []
                 for proc in [root, *root.children(recursive=True)]:
                     try:
                         info = proc.memory_full_info()
                         total += info.rss
                         pss += getattr(info, "pss", 0)
+                        now.append((_role(proc, root), info.rss / GIB))
                     except (psutil.NoSuchProcess, psutil.AccessDenied):
                         pass
+                if total > peak:
+                    parts = sorted(now, key=lambda part: -part[1])
                 peak, peak_pss = max(peak, total), max(peak_pss, pss)
             except psutil.NoSuchProcess:
                 return
@@ -71,4 +76,20 @@ def run_tree(cmd: list[str], *, env=None, memory_cap_gib: float | None = None) -
     stop.set()
     sampler.join()
     return {"wall_s": wall, "peak_tree_gib": peak / GIB, "peak_pss_gib": peak_pss / GIB if peak_pss else None,
-            "code": process.returncode, "stdout": stdout, "stderr": stderr}
+            "peak_parts": parts, "code": process.returncode, "stdout": stdout, "stderr": stderr}
+
+
+def _role(proc, root) -> str:
+    """What a process of the tree is: the command itself, a report kernel, or another child."""
+    if proc.pid == root.pid:
+        return "runner"
+    try:
+        line = " ".join(proc.cmdline())
+    except Exception:  # gone or not ours: a plain child
+        return "child"
+    return "kernel" if "ipykernel" in line else "child"
+
+
+def describe_parts(parts) -> str:
+    """``runner 0.18, kernel 1.80, ...`` (GiB, largest first): the tree at its peak."""
+    return ", ".join(f"{role} {gib:.2f}" for role, gib in parts)

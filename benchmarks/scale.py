@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from _tree import have_psutil, run_tree  # noqa: E402  (benchmarks/_tree.py, beside this script)
+from _tree import describe_parts, have_psutil, run_tree  # noqa: E402  (benchmarks/_tree.py, beside this script)
 
 TARGETS = {10_000_000: (300.0, 4.0), 100_000_000: (1200.0, 8.0)}  # activities: (pack seconds, GiB)
 RATIO_TARGET = 1.5
@@ -160,7 +160,7 @@ def measure_pack(folder: Path, out: Path, jobs: int, memory_cap_gib: float | Non
     reports = [(r["report"], r["status"], float(r.get("duration_s") or 0.0), r.get("error") or "")
                for r in manifest.get("reports", [])]
     return {"wall_s": run["wall_s"], "peak_tree_gib": run["peak_tree_gib"], "peak_pss_gib": run["peak_pss_gib"],
-            "largest_process_gib": max(largest, before) * 1024 / GIB, "code": run["code"],
+            "peak_parts": run["peak_parts"], "largest_process_gib": max(largest, before) * 1024 / GIB, "code": run["code"],
             "timings": manifest.get("timings", {}), "reports": reports,
             "error": run["stderr"].strip().splitlines()[-1:] if run["code"] not in (0, 1) else []}
 
@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
               f"peak {pack['peak_tree_gib']:.2f} GiB for the process tree (RSS summed; "
               f"{_gib(pack['peak_pss_gib'])} PSS; largest process {pack['largest_process_gib']:.2f} GiB); "
               f"reports {counts}", flush=True)
+        print(f"  the tree at its peak (GiB RSS): {describe_parts(pack['peak_parts'])}")
         for name, status, seconds, error in pack["reports"]:
             print(f"  {name:<22} {status:<8} {seconds:7.1f} s  {error[:100]}")
         if pack["error"]:
