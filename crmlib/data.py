@@ -30,7 +30,7 @@ import pandas as pd
 from .audit import audit
 from .errors import CrmConfigError, CrmDataError, MissingTableError
 from .load import Mapping, export_mapping, is_database_url, read_source, safe_source_label
-from .memory import release
+from .memory import one_chunk, release
 from .schema import TABLES, spec
 
 SNAPSHOT_VERSION = 1
@@ -216,7 +216,7 @@ class _LazyTables(MutableMapping):
         if name not in self.loaded:
             if name not in self.names:
                 raise KeyError(name)
-            df = pd.read_parquet(self.folder / f"{self.prefix}{name}.parquet")
+            df = one_chunk(pd.read_parquet(self.folder / f"{self.prefix}{name}.parquet"))
             self.loaded[name] = self.on_load(name, df) if self.on_load else df
             release()  # what Arrow used while reading the file
         return self.loaded[name]
@@ -232,7 +232,7 @@ class _LazyTables(MutableMapping):
 
         path = self.folder / f"{self.prefix}{name}.parquet"
         _check_columns(name, pq.read_schema(path).names, columns)
-        df = pd.read_parquet(path, columns=columns)
+        df = one_chunk(pd.read_parquet(path, columns=columns))
         df = self.on_load(name, df) if self.on_load else df
         release()
         return df

@@ -17,7 +17,7 @@ import ctypes
 import ctypes.util
 import functools
 
-__all__ = ["release", "release_after_each_cell"]
+__all__ = ["release", "release_after_each_cell", "one_chunk"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,6 +41,29 @@ def release() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+def one_chunk(frame):
+    """``frame`` with each Arrow-backed text column held as one contiguous block (in place; returned).
+
+    A Parquet file read in row groups gives text columns in many chunks, and Arrow's
+    ``take`` (behind ``iloc``, sorting and merging) first concatenates every chunk of a
+    chunked column: picking 400,000 rows of a 4M-row id column briefly costs a copy of the
+    whole column. Joined once after the read, later picks copy only the rows they keep.
+    Values and dtypes do not change.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    for col in frame.columns:
+        values = frame[col].array
+        if isinstance(values, pd.arrays.ArrowStringArray):
+            data = values.__arrow_array__()
+            if data.num_chunks > 1:
+                joined = pa.chunked_array([data.combine_chunks()], type=data.type)
+                frame[col] = pd.Series(pd.arrays.ArrowStringArray(joined, dtype=values.dtype), index=frame.index,
+                                       name=col)
+    return frame
 
 
 def release_after_each_cell() -> bool:

@@ -76,7 +76,7 @@ def to_reporting(frame: pd.DataFrame, amount_cols: str | Sequence[str], *, curre
                             "date) or at= (value every row at one instant)", table=table)
 
     codes = _row_currencies(frame, currency_col, assume_currency, table)
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: the export's columns are shared until either side changes them
     foreign = (codes != currency).to_numpy()
     rate = np.ones(len(frame), dtype="float64")
     if foreign.any():

@@ -302,7 +302,7 @@ def inbound_calls(activities: pd.DataFrame, as_of: pd.Timestamp, *, start: pd.Ti
     hits = [pd.Series(pd.NaT, index=out.index, dtype=out["created_at"].dtype)]
     for key in ("lead_id", "deal_id", "account_id"):
         left = out.loc[is_missed & out[key].notna(), ["created_at", key]]
-        right = outbound.loc[outbound[key].notna(), ["created_at", key]]
+        right = outbound.loc[outbound[key].isin(left[key].unique()), ["created_at", key]]  # keys of missed calls
         if not len(left) or not len(right):
             continue
         left = left.reset_index().sort_values("created_at", kind="stable")
@@ -697,21 +697,22 @@ def _calls(activities: pd.DataFrame, as_of: pd.Timestamp, *, columns: Sequence[s
              "activities")
     wanted = activities.columns if columns is None else columns
     cols = [c for c in wanted if c in activities.columns and c not in _NOT_FOR_CALLS]
-    is_call = activities["type"].isin(_spelled(activities["type"], "call")) & (activities["created_at"] < as_of)
-    rows = np.flatnonzero(is_call.to_numpy(dtype=bool))
-    raw = activities["direction"].iloc[rows]
-    norm = raw.map(_normalised(raw)).astype("str").to_numpy()
-    if direction is not None:
-        keep = norm == direction
-        rows, norm = rows[keep], norm[keep]
+    keep = activities["type"].isin(_spelled(activities["type"], "call")) & (activities["created_at"] < as_of)
+    raw = activities["direction"]
+    if direction is not None:  # by the distinct spellings: no per-row strings are made
+        keep &= raw.isin(_spelled(raw, direction))
+    rows = np.flatnonzero(keep.to_numpy(dtype=bool))
+    codes, values = pd.factorize(raw.iloc[rows])  # each distinct spelling once; NA: code -1
+    norm = [str(v).strip().lower() for v in values]
+    kinds = sorted(set(norm))
+    to_kind = np.array([kinds.index(n) for n in norm] + [-1], dtype="int64")  # code -1 picks the last: NA
     calls = activities.iloc[rows, [activities.columns.get_loc(c) for c in cols]]
-    calls = calls.assign(_dir=pd.Series(norm, index=calls.index, dtype="str"))
-    return calls
+    return calls.assign(_dir=pd.Categorical.from_codes(to_kind[codes], categories=kinds))
 
 
 def _normalised(values: pd.Series) -> dict:
     """Each distinct value trimmed and in lower case (worked out once per value, not per row)."""
-    return {v: str(v).strip().lower() for v in values.dropna().unique()}
+    return {v: str(v).strip().lower() for v in values.unique() if not pd.isna(v)}
 
 
 def _spelled(values: pd.Series, word: str) -> list:

@@ -1,5 +1,6 @@
 """crmlib.memory: freed memory goes back to the system; no data changes."""
 
+import numpy as np
 import pandas as pd
 
 from crmlib import memory
@@ -31,3 +32,20 @@ def test_in_ipython_the_hook_is_registered_once_and_runs_after_a_cell():
         assert result.success and result.result == 1000
     finally:
         InteractiveShell.clear_instance()
+
+
+def test_one_chunk_joins_text_columns_read_in_row_groups_without_changing_them(tmp_path):
+    n = 5_000
+    frame = pd.DataFrame({"id": pd.Series([f"0{i:05d}" for i in range(n)], dtype="str"),
+                          "kind": pd.Series(["call", None, "Email "] * (n // 3) + ["x"] * (n % 3), dtype="str"),
+                          "amount": np.arange(n, dtype="float64")})
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path, row_group_size=700)
+    read = pd.read_parquet(path)
+    assert read["id"].array.__arrow_array__().num_chunks > 1  # the file's row groups
+    joined = memory.one_chunk(read.copy())
+    for col in ("id", "kind"):
+        assert joined[col].array.__arrow_array__().num_chunks == 1
+    pd.testing.assert_frame_equal(joined, read)  # same values, dtypes, missing values and index
+    pd.testing.assert_frame_equal(joined.iloc[[4_999, 0, 2_500]], read.iloc[[4_999, 0, 2_500]])
+    assert pd.isna(joined.loc[1, "kind"]) and joined.loc[0, "id"] == "000000"

@@ -33,6 +33,19 @@ def test_rows_in_the_reporting_currency_are_unchanged_and_need_no_fx_table():
     assert "amount_rep" not in d.columns  # a copy, the input is untouched
 
 
+def test_changing_the_converted_frame_leaves_the_input_as_it_was():
+    """The result shares the input's columns until one side changes them (copy-on-write)."""
+    d = deals([100.0, 250.5], ["EUR", "USD"], ["2026-02-01", "2026-03-02"])
+    before = d.copy()
+    out = to_reporting(d, "amount", currency="EUR", fx_rates=FX, date_col="created_at")
+    out.loc[0, "amount"] = -1.0
+    out["currency"] = "XXX"
+    out.loc[1, "created_at"] = pd.NaT
+    pd.testing.assert_frame_equal(d, before)
+    d.loc[1, "amount"] = 7.0  # and the other way round
+    assert out.loc[1, "amount"] == 250.5 and out.loc[1, "amount_rep"] == pytest.approx(250.5 * 0.8)
+
+
 def test_each_row_uses_the_latest_rate_on_or_before_its_date():
     d = deals([100.0, 100.0, 100.0, 100.0, 10.0],
               ["USD", "USD", "USD", "EUR", "GBP"],
