@@ -13,7 +13,8 @@ The data is generated once by :mod:`crmlib.sample_large` into ``--data`` (defaul
   resident memory;
 * **pack**: ``crm-reports run`` on it (every report, ``--jobs 1``): wall time, peak resident
   memory of the whole process tree (runner, workers, kernels; sampled every 100 ms; also
-  the largest single process from ``getrusage(RUSAGE_CHILDREN)``), and each report's status;
+  the largest single process from ``getrusage(RUSAGE_CHILDREN)``; the processes the tree
+  held at its peak), and each report's status;
 * **aggregation ratio**: the five aggregations of :mod:`crmlib.pushdown` run through Ibis on
   DuckDB over the Parquet files, against the same five written by hand as DuckDB SQL,
   both returning pandas frames, best of ``--repeat`` runs each.
