@@ -91,6 +91,10 @@ class CrmData:
             return self.tables.columns(name, columns)
         return _columns_of(name, self.tables[name], columns)
 
+    def get(self, name: str, columns=None) -> pd.DataFrame | None:
+        """:meth:`table`, or None when the export does not have the table."""
+        return self.table(name, columns) if name in self.tables else None
+
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.table(name)
 
@@ -216,10 +220,15 @@ class _LazyTables(MutableMapping):
         if name not in self.loaded:
             if name not in self.names:
                 raise KeyError(name)
-            df = one_chunk(pd.read_parquet(self.folder / f"{self.prefix}{name}.parquet"))
-            self.loaded[name] = self.on_load(name, df) if self.on_load else df
-            release()  # what Arrow used while reading the file
+            self.loaded[name] = self._read(name)
         return self.loaded[name]
+
+    def _read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """A table's file (or some of its columns) as a frame, text columns in one block each."""
+        df = one_chunk(pd.read_parquet(self.folder / f"{self.prefix}{name}.parquet", columns=columns))
+        df = self.on_load(name, df) if self.on_load else df
+        release()  # what Arrow used while reading the file
+        return df
 
     def columns(self, name: str, columns: list[str]) -> pd.DataFrame:
         """Some columns of a table: read from its file alone unless the whole table is loaded
@@ -230,12 +239,8 @@ class _LazyTables(MutableMapping):
             raise KeyError(name)
         import pyarrow.parquet as pq
 
-        path = self.folder / f"{self.prefix}{name}.parquet"
-        _check_columns(name, pq.read_schema(path).names, columns)
-        df = one_chunk(pd.read_parquet(path, columns=columns))
-        df = self.on_load(name, df) if self.on_load else df
-        release()
-        return df
+        _check_columns(name, pq.read_schema(self.folder / f"{self.prefix}{name}.parquet").names, columns)
+        return self._read(name, columns)
 
     def __contains__(self, name) -> bool:
         return name in self.names

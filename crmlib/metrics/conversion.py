@@ -157,11 +157,10 @@ def lead_outcomes(leads: pd.DataFrame, deals: pd.DataFrame | None, *, as_of: pd.
     has_deal = out["deal_id"].notna() if "deal_id" in out.columns else pd.Series(False, index=out.index)
     status = pd.Series(pd.NA, index=out.index, dtype="str")
     if deals is not None and "deal_id" in out.columns:
-        _require(deals, ("deal_id", "status", "created_at", "closed_at"), "deals")
-        few = deals[["deal_id", "status", "created_at", "closed_at"]]  # not a copy of every column
-        d = deal_status_at(few, as_of).drop_duplicates("deal_id").set_index("deal_id")
+        d = deal_status_at(deals, as_of, columns=()).drop_duplicates("deal_id").set_index("deal_id")
         status = out["deal_id"].map(d["status_at"]).astype("str")
-        deal_created = out["deal_id"].map(few.drop_duplicates("deal_id").set_index("deal_id")["created_at"])
+        deal_created = out["deal_id"].map(
+            deals[["deal_id", "created_at"]].drop_duplicates("deal_id").set_index("deal_id")["created_at"])
         when = when.where(when.notna() | ~has_deal, deal_created)
     when = when.astype(out["created_at"].dtype)
     out["converted_when"] = when.where(when < as_of)
@@ -199,8 +198,6 @@ def lead_conversion(leads: pd.DataFrame, deals: pd.DataFrame | None, *, as_of: p
     """
     start, end, as_of = _window(start, end, as_of)
     _require(leads, ("lead_id", "created_at"), "leads")
-    if by is not None:
-        _keys(leads, by, "leads")  # a missing column fails before any work
     used = ["lead_id", "created_at", "converted_at", "deal_id",
             *([] if by is None else [by] if isinstance(by, str) else list(by))]
     cohort = leads.loc[_in_window(leads["created_at"], start, end), list(dict.fromkeys(
@@ -745,9 +742,7 @@ def stage_funnel(deals: pd.DataFrame, history: pd.DataFrame, stages: pd.DataFram
     """
     start, end, as_of = _window(start, end, as_of)
     _require(history, ("deal_id", "stage", "entered_at"), "stage_history")
-    _require(deals, ("deal_id", "status", "created_at", "closed_at"), "deals")
-    at = deal_status_at(deals[[c for c in ("deal_id", "status", "created_at", "closed_at", "pipeline")
-                               if c in deals.columns]], as_of)  # the columns used, not a copy of all
+    at = deal_status_at(deals, as_of, columns=("pipeline",))  # the columns used, not a copy of all
     d = at.loc[_in_window(at["created_at"], start, end)]
     several = (stages is not None and "pipeline" in stages.columns and stages["pipeline"].nunique() > 1)
     if pipeline is None and several and "pipeline" in d.columns:

@@ -109,13 +109,18 @@ def stage_time_norms(history: pd.DataFrame, *, as_of: pd.Timestamp, quantile: fl
     completed, open, median_days, p90_days, norm_days (the ``quantile`` of completed
     visits), ordered by stage name. Stages without completed visits have NaN times.
     """
-    if not 0 < quantile < 1:
-        raise ValueError(f"quantile must lie between 0 and 1, not {quantile}")
+    _check_quantile(quantile)
     return _norms(stage_visits(history, as_of=as_of), quantile, min_completed)
 
 
-def _norms(v: pd.DataFrame, quantile: float, min_completed: int) -> pd.DataFrame:
-    """:func:`stage_time_norms` from the :func:`stage_visits` frame ``v``."""
+def _check_quantile(quantile: float) -> None:
+    if not 0 < quantile < 1:
+        raise ValueError(f"quantile must lie between 0 and 1, not {quantile}")
+
+
+def _norms(v: pd.DataFrame, quantile: float, min_completed: int, *, totals: bool = False) -> pd.DataFrame:
+    """:func:`stage_time_norms` from the :func:`stage_visits` frame ``v``; with ``totals`` also
+    mean_days and total_days of the completed visits (0 for a stage without one)."""
     done = v.loc[v["completed"], ["stage", "duration_days"]]
     by_stage = v[["stage", "completed"]].groupby("stage", sort=True)
     out = pd.DataFrame({
@@ -129,6 +134,10 @@ def _norms(v: pd.DataFrame, quantile: float, min_completed: int) -> pd.DataFrame
     out["norm_days"] = grouped.quantile(quantile)
     few = out["completed"] < int(min_completed)
     out.loc[few, ["norm_days"]] = np.nan
+    if totals:
+        out["mean_days"] = grouped.mean()
+        out["total_days"] = grouped.sum()
+        out["total_days"] = out["total_days"].fillna(0.0)  # a stage with no completed visit took 0 days
     out.index.name = "stage"
     return out.reset_index()
 
@@ -642,15 +651,9 @@ def stage_time_table(history: pd.DataFrame, *, as_of: pd.Timestamp, stages: pd.D
     norm_days) plus mean_days, total_days (summed days of completed visits) and
     share_of_time (total_days / all stages' total_days: which stage eats the time).
     """
-    if not 0 < quantile < 1:
-        raise ValueError(f"quantile must lie between 0 and 1, not {quantile}")
+    _check_quantile(quantile)
     v = stage_visits(history, as_of=as_of)  # built once for the norms and the totals
-    norms = _norms(v, quantile, 1)
-    done = v.loc[v["completed"], ["stage", "duration_days"]].groupby("stage")["duration_days"]
-    out = norms.set_index("stage")
-    out["mean_days"] = done.mean()
-    out["total_days"] = done.sum()
-    out["total_days"] = out["total_days"].fillna(0.0)  # a stage with no completed visit took 0 days
+    out = _norms(v, quantile, 1, totals=True).set_index("stage")
     if stages is not None and len(stages):
         _require(stages, ("stage", "order"), "stages")
         info = stages.groupby("stage")

@@ -43,17 +43,22 @@ AMOUNT_COL = "amount_rep"
 TASK_TYPES = ("task", "meeting")
 _DAY_S = 86_400.0
 _CLOSED = ("won", "lost")
+_STATUS_COLUMNS = ("deal_id", "status", "created_at", "closed_at")
 
 
 # ----------------------------------------------------------------------------- status and stage
 @metric(report="02", unit="label")
-def deal_status_at(deals: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+def deal_status_at(deals: pd.DataFrame, as_of: pd.Timestamp, *, columns: Sequence[str] | None = None
+                   ) -> pd.DataFrame:
     """A deal's status at as_of: won or lost if it closed before as_of, otherwise open.
 
     Parameters
     ----------
     deals : the canonical ``deals`` table.
     as_of : the instant "now".
+    columns : keep only these columns of ``deals`` (those it has) besides deal_id, status,
+        created_at and closed_at: a caller that needs a few columns of a large table does
+        not copy the others. None: every column.
 
     Returns
     -------
@@ -68,8 +73,10 @@ def deal_status_at(deals: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
         unknown); the audit should quarantine them.
     """
     as_of = ensure_instant(as_of)
-    _require(deals, ("deal_id", "status", "created_at", "closed_at"), "deals")
+    _require(deals, _STATUS_COLUMNS, "deals")
     _check_close_dates(deals)
+    if columns is not None:
+        deals = deals[list(dict.fromkeys([*_STATUS_COLUMNS, *(c for c in columns if c in deals.columns)]))]
     exists = deals["created_at"] < as_of
     # every deal exists at as_of (the usual case): a lazy copy (copy-on-write), not a copy of every column
     out = deals.copy(deep=False) if exists.all() else deals.loc[exists].copy()

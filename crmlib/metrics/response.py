@@ -289,7 +289,7 @@ def inbound_calls(activities: pd.DataFrame, as_of: pd.Timestamp, *, start: pd.Ti
         inb = inb.loc[inb["created_at"] < ensure_instant(end, name="end")]
     out = inb.drop(columns="_dir").reset_index(drop=True)  # callbacks are matched back by row label
     outcome = out["outcome"].astype("str").str.strip().str.lower()
-    missed_set = {str(x).strip().lower() for x in missed_outcomes}
+    missed_set = {_norm(x) for x in missed_outcomes}
     known = out["outcome"].notna() & (outcome != "")
     out["missed"] = pd.array(np.where(known, outcome.isin(missed_set), False), dtype="boolean")
     out.loc[~known, "missed"] = pd.NA
@@ -673,14 +673,13 @@ def _limit_label(minutes: float) -> str:
 def _touches(activities: pd.DataFrame, as_of: pd.Timestamp, types) -> pd.DataFrame:
     """Outbound activities of ``types`` linked to a lead, before ``as_of``: lead_id, created_at, type (trimmed, lower case)."""
     a = activities
-    wanted = {str(t).strip().lower() for t in types}
+    wanted = {_norm(t) for t in types}
     type_norm = _normalised(a["type"])
     keep = (a["type"].isin([v for v, norm in type_norm.items() if norm in wanted])
             & a["direction"].isin(_spelled(a["direction"], "outbound")) & a["lead_id"].notna()
             & (a["created_at"] < as_of))
     rows = np.flatnonzero(keep.to_numpy(dtype=bool))
-    out = a.iloc[rows, [a.columns.get_loc("lead_id"), a.columns.get_loc("created_at")]]
-    return out.assign(type=a["type"].iloc[rows].map(type_norm).astype("str"))
+    return _pick(a, rows, ["lead_id", "created_at"]).assign(type=a["type"].iloc[rows].map(type_norm).astype("str"))
 
 
 _NOT_FOR_CALLS = ("due_at", "completed_at")
@@ -703,16 +702,27 @@ def _calls(activities: pd.DataFrame, as_of: pd.Timestamp, *, columns: Sequence[s
         keep &= raw.isin(_spelled(raw, direction))
     rows = np.flatnonzero(keep.to_numpy(dtype=bool))
     codes, values = pd.factorize(raw.iloc[rows])  # each distinct spelling once; NA: code -1
-    norm = [str(v).strip().lower() for v in values]
+    norm = [_norm(v) for v in values]
     kinds = sorted(set(norm))
     to_kind = np.array([kinds.index(n) for n in norm] + [-1], dtype="int64")  # code -1 picks the last: NA
-    calls = activities.iloc[rows, [activities.columns.get_loc(c) for c in cols]]
-    return calls.assign(_dir=pd.Categorical.from_codes(to_kind[codes], categories=kinds))
+    direction_kind = pd.Categorical.from_codes(to_kind[codes], categories=kinds)
+    return _pick(activities, rows, cols).assign(_dir=direction_kind)
+
+
+def _pick(frame: pd.DataFrame, rows: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    """The rows at positions ``rows`` and the named columns, in one take (labels of a repeated
+    index do not matter; the frame's attrs are kept)."""
+    return frame.iloc[rows, [frame.columns.get_loc(c) for c in columns]]
 
 
 def _normalised(values: pd.Series) -> dict:
     """Each distinct value trimmed and in lower case (worked out once per value, not per row)."""
-    return {v: str(v).strip().lower() for v in values.unique() if not pd.isna(v)}
+    return {v: _norm(v) for v in values.unique() if not pd.isna(v)}
+
+
+def _norm(value) -> str:
+    """A CRM picklist value as compared: trimmed, in lower case (" Call" and "CALL" are "call")."""
+    return str(value).strip().lower()
 
 
 def _spelled(values: pd.Series, word: str) -> list:

@@ -183,6 +183,11 @@ def test_a_report_reads_only_the_columns_it_asks_for_with_the_window_kept(large,
     for data in (CrmData.load(tmp_path / "snap"), large):
         with pytest.raises(CrmDataError, match="activities has no column.*colour"):
             data.table("activities", columns=["type", "colour"])
+        # get: the same columns, or None for a table the export does not have
+        pd.testing.assert_frame_equal(data.get("activities", columns=cols), large.tables["activities"][cols])
+    fresh = CrmData.load(tmp_path / "snap")  # not the shared fixture: a table is removed
+    del fresh.tables["activities"]
+    assert fresh.get("activities", columns=cols) is None and fresh.get("activities") is None
 
 
 def test_a_parquet_folder_with_many_activities_is_read_as_a_large_source(sample_parquet, monkeypatch):

@@ -93,6 +93,16 @@ def test_status_at_as_of_is_a_copy_whether_or_not_every_deal_exists_yet():
         assert "status_at" not in d.columns
 
 
+def test_status_at_as_of_can_keep_only_the_columns_asked_for():
+    d = make_deals([dict(deal_id="W", status="won", created_at="2026-09-01", closed_at="2026-09-20"),
+                    dict(deal_id="LATE", created_at="2026-09-28")])
+    out = deal_status_at(d, AS_OF, columns=("owner_id", "no_such_column"))
+    assert list(out.columns) == ["deal_id", "status", "created_at", "closed_at", "owner_id", "status_at"]
+    assert out.set_index("deal_id")["status_at"].to_dict() == {"W": "won"}
+    whole = deal_status_at(d, AS_OF)
+    pd.testing.assert_frame_equal(out, whole[out.columns])
+
+
 def test_won_deal_without_closed_at_is_a_data_error_naming_it():
     d = make_deals([dict(deal_id="X9", status="won", created_at="2026-09-01")])
     with pytest.raises(CrmDataError, match="X9"):
