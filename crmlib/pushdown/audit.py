@@ -1,4 +1,4 @@
-"""The audit of the heavy tables, run inside the engine.
+"""The audit of a table, run inside the engine.
 
 :func:`crmlib.audit.audit` checks a table row by row in pandas; for ``activities``,
 ``stage_history`` and ``orders`` of a large source the same checks run as Ibis
@@ -14,11 +14,19 @@ whole give the same counts, the same quarantine and the same findings
 
 * quarantine: a Total/summary row, a missing key, a missing required value, a duplicated
   id (the first kept), a value outside the allowed set, a negative amount, a bad currency
-  code, an event after the export was taken, a bulk-import copy (identical but for the
-  id; without an id: the same row again), a stage missing from the pipeline definition;
-* flags (rows kept): references to rows that do not exist (orphans), stage history
-  entered before the deal was created, and deals whose current stage is missing from
-  their history.
+  code, an event after the export was taken, a deal closed before it was created, closed
+  without a close date or won at zero, a bulk-import copy (identical but for the id;
+  without an id: the same row again), a stage missing from the pipeline definition, a
+  lead submitted twice within minutes;
+* flags (rows kept): references to rows that do not exist (orphans), malformed emails and
+  phones, probable duplicate people and companies, open deals with a close date, stage
+  history entered before the deal was created, and deals whose current stage is missing
+  from their history.
+
+The checks of the light tables (deals, leads, contacts, accounts, tickets) are here too
+and give the pandas audit's results on the sample and on an export that breaks each of
+them; :func:`crmlib.pushdown.source.read_large` still audits those tables in pandas (their
+rows are needed there whole today).
 
 The typed projection accepts typed columns only (what Parquet and databases hold):
 timestamps as timestamps (timezone-aware, or naive in UTC), numbers as numbers. A column
@@ -35,10 +43,10 @@ import ibis
 import numpy as np
 import pandas as pd
 
-from ..audit import FINDING_COLUMNS, QUARANTINE_COLUMNS, TOTAL_RE_STR, AuditResult
+from ..audit import _LEGAL, FINDING_COLUMNS, QUARANTINE_COLUMNS, TOTAL_RE_STR, AuditResult
 from ..errors import CrmConfigError, CrmDataError
 from ..load import Mapping, map_columns
-from ..schema import TABLES, spec
+from ..schema import EMAIL_RE, PHONE_RE, TABLES, spec
 from .backends import POSITION, quiet
 from .expressions import EPOCH, micros, to_micros
 
@@ -231,15 +239,55 @@ def _row_problems(t: ibis.Table, table: str, raw: ibis.Table, *, extracted_us: i
     for j, col in enumerate(s.event_time_columns):
         bad = t.filter(micros(t[col], dialect) > extracted_us)
         out.append(_problem(bad, seq=500 + j, column=col, check="future_date", value_f=micros(bad[col], dialect)))
+    if table == "deals":
+        early = t.filter(micros(t.closed_at, dialect) < micros(t.created_at, dialect))
+        out.append(_problem(early, seq=600, column="closed_at", check="close_before_create"))
+        open_end = t.filter(t.status.isin(["won", "lost"]) & t.closed_at.isnull())
+        out.append(_problem(open_end, seq=601, column="closed_at", check="won_without_close_date",
+                            value_s=open_end.status))
+        zero = t.filter((t.status == "won") & (t.amount == 0))
+        out.append(_problem(zero, seq=602, column="amount", check="zero_amount_won"))
     return out
 
 
-def _bulk_problems(t: ibis.Table, table: str, bad_pos: ibis.Table, *, hashable: bool = True) -> ibis.Table:
-    """Rows identical in every column but the id to an earlier row (:func:`crmlib.audit._bulk_duplicates`)."""
+def _normalised(v, kind: str):
+    """:func:`crmlib.audit._normalise_contact` in the engine: an email trimmed and lower-cased; a
+    phone's last nine digits (missing with fewer than seven)."""
+    if kind == "email":
+        return _strip(v).lower()
+    digits = v.re_replace(r"\D", "")
+    return ibis.ifelse(digits.length() >= 7, digits.right(9), ibis.null("string"))
+
+
+def _double_submissions(t: ibis.Table, bad_pos: ibis.Table, fetch, *, minutes: float,
+                        dialect: str | None = None) -> pd.DataFrame:
+    """Leads with the same email (then phone) and company as one created at most ``minutes``
+    before (:func:`crmlib.audit._double_submissions`); a lead found by its email is not listed
+    again for its phone."""
+    alive = _lacking(t, POSITION, bad_pos)
+    found = []
+    for seq, col in ((950, "email"), (951, "phone")):
+        rel = alive.select(POSITION, _p=_normalised(alive[col], col),
+                           _c=_strip(alive.company.fill_null("")).lower(), _t=micros(alive.created_at, dialect))
+        rel = rel.filter(rel._p.notnull())
+        w = ibis.window(group_by=[rel._p, rel._c], order_by=[rel._t, rel[POSITION]])
+        rel = rel.mutate(_gap=(rel._t - rel._t.lag().over(w)).cast("float64") / 60e6)
+        hits = rel.filter(rel._gap <= float(minutes))
+        found.append(fetch([_problem(hits, seq=seq, column=col, check="double_submission", value_f=hits._gap)]))
+    email, phone = found
+    return pd.concat([email, phone.loc[~phone[POSITION].isin(email[POSITION])]], ignore_index=True)
+
+
+def _bulk_problems(t: ibis.Table, table: str, bad_pos: ibis.Table, *, hashable: bool = True,
+                   present: list[str] | None = None) -> ibis.Table:
+    """Rows identical in every column but the id to an earlier row (:func:`crmlib.audit._bulk_duplicates`):
+    informative ones only, with at least half of the columns the export has filled (and with
+    an id, at least four)."""
     s = spec(table)
     others = [c for c in s.column_names if c != s.key]
-    filled = sum(ibis.ifelse(t[c].notnull(), 1, 0) for c in others)
-    cand = _lacking(t.filter(filled >= max(2, len(others) // 2)), POSITION, bad_pos)
+    present = [c for c in others if present is None or c in present] or others
+    filled = sum(ibis.ifelse(t[c].notnull(), 1, 0) for c in present)
+    cand = _lacking(t.filter(filled >= max(4 if s.key else 2, len(present) // 2)), POSITION, bad_pos)
     if hashable:  # rows sharing a hash of their content first (cheap), then the exact comparison
         hashed = cand.mutate(_h=ibis.struct({c: cand[c] for c in others}).hash())
         per_hash = hashed.group_by("_h").agg(_n=hashed.count())
@@ -283,12 +331,21 @@ def _reason(table: str, p, row_offset: int, extracted_at: pd.Timestamp, tz: str)
         return (f"identical to {s.key} {p['first_key']} (row {int(p['_first']) + row_offset}) except its id")
     if check == "unknown_stage":
         return f"stage {str(p['value_s'])[:60]!r} is not in the pipeline definition (stages)"
+    if check == "close_before_create":
+        return "closed_at is before created_at"
+    if check == "won_without_close_date":
+        return f"status {p['value_s']} but closed_at is empty"
+    if check == "zero_amount_won":
+        return "won deal with amount 0"
+    if check == "double_submission":
+        return f"same {col} and company as a lead {p['value_f']:.0f} min earlier"
     return f"{col}: {check}"
 
 
 # ----------------------------------------------------------------------------- the audit
 def audit_heavy(con, raw: ibis.Table, table: str, *, source: str, mapping: Mapping, light: AuditResult,
-                timezone: str, extracted_at: pd.Timestamp, row_offset: int = 1) -> HeavyAudit:
+                timezone: str, extracted_at: pd.Timestamp, row_offset: int = 1,
+                double_submission_minutes: float = 10.0) -> HeavyAudit:
     """Audit one heavy table in the engine (``raw``: the source table with ``_pos``).
 
     ``light`` is the audit of the other tables (their kept keys decide the orphans and
@@ -311,12 +368,18 @@ def audit_heavy(con, raw: ibis.Table, table: str, *, source: str, mapping: Mappi
     pf = fetch(_row_problems(t, table, raw, extracted_us=to_micros(extracted_at), hashable=hashable,
                              dialect=con.name))
     bad_pos = ibis.memtable(pd.DataFrame({POSITION: pf[POSITION].drop_duplicates().astype("int64").to_numpy()}))
-    parts = [pf, fetch([_bulk_problems(t, table, bad_pos, hashable=hashable)])]
-    if table == "stage_history" and "stages" in light.tables:
+    parts = [pf, fetch([_bulk_problems(t, table, bad_pos, hashable=hashable, present=list(source_of))])]
+    if table in ("deals", "stage_history") and "stages" in light.tables:
         known = ibis.memtable(pd.DataFrame({"stage": light.tables["stages"]["stage"].dropna().astype(str)
                                             .drop_duplicates().to_numpy()}))
         bad = _lacking(t.filter(t.stage.notnull()), "stage", known)
         parts.append(fetch([_problem(bad, seq=900, column="stage", check="unknown_stage", value_s=bad.stage)]))
+    if table == "leads":
+        so_far = pd.concat([p for p in parts if len(p)] or [pf], ignore_index=True)
+        bad_pos = ibis.memtable(pd.DataFrame({POSITION: so_far[POSITION].drop_duplicates().astype("int64")
+                                             .to_numpy()}))
+        parts.append(_double_submissions(t, bad_pos, fetch, minutes=double_submission_minutes,
+                                         dialect=con.name))
     pf = pd.concat([p for p in parts if len(p)] or [pf], ignore_index=True)
     pf = pf.sort_values(["_pos", "_seq"], kind="stable").reset_index(drop=True)
     q_pos = pd.DataFrame({POSITION: pf[POSITION].drop_duplicates().astype("int64").to_numpy()})
@@ -335,6 +398,10 @@ def audit_heavy(con, raw: ibis.Table, table: str, *, source: str, mapping: Mappi
         ff = ff.sort_values(["_seq", "_pos"], kind="stable").reset_index(drop=True)
     else:
         ff = pd.DataFrame(columns=["_pos", "_seq", "column", "check", "value_s", "key", "_dated"])
+    if table in ("contacts", "leads", "accounts"):
+        dup = _duplicate_contacts(con, kept, table, stamp)
+        if len(dup):
+            ff = pd.concat([f for f in (ff, dup) if len(f)], ignore_index=True)
     findings = _findings_frame(table, source, ff, row_offset, timezone)
     n_q = len(q_pos)
     n_flagged = int(ff[POSITION].nunique()) if len(ff) else 0
@@ -419,6 +486,21 @@ def _flags(kept: ibis.Table, table: str, light: AuditResult, *, dialect: str | N
     """The flag checks of :func:`crmlib.audit._flag_checks` and ``_history_checks`` on the kept rows."""
     s = spec(table)
     out = []
+
+    def flag(rel, seq, column, check, value_s=None):
+        return rel.select(POSITION, _seq=ibis.literal(seq, "int64"), column=ibis.literal(column),
+                          check=ibis.literal(check),
+                          value_s=value_s.cast("string") if value_s is not None else ibis.null("string"),
+                          key=rel[s.key].cast("string") if s.key else ibis.null("string"),
+                          target=ibis.null("string"))
+
+    if table == "deals":
+        out.append(flag(kept.filter((kept.status == "open") & kept.closed_at.notnull()), 10, "closed_at",
+                        "open_with_close_date"))
+    for seq, col, pattern in ((20, "email", EMAIL_RE), (30, "phone", PHONE_RE)):
+        if col in kept.columns:
+            bad = kept.filter(kept[col].notnull() & ~_strip(kept[col]).re_search(pattern))
+            out.append(flag(bad, seq, col, f"invalid_{col}", bad[col]))
     for i, c in enumerate(s.columns):
         if c.kind != "ref" or not c.refers_to:
             continue
@@ -446,13 +528,64 @@ def _flags(kept: ibis.Table, table: str, light: AuditResult, *, dialect: str | N
     return out
 
 
+def _normalised_company(v, dialect: str | None = None):
+    """:func:`crmlib.audit._normalise_company` in the engine (PostgreSQL spells a word boundary ``\\y``)."""
+    legal = _LEGAL.replace(r"\b", r"\y") if dialect == "postgres" else _LEGAL
+    out = v.lower().replace("&", " and ").re_replace(legal, " ").re_replace(r"[^a-z0-9]+", "")
+    return ibis.ifelse(out.length() > 0, out, ibis.null("string"))
+
+
+def _duplicate_contacts(con, kept: ibis.Table, table: str, stamp) -> pd.DataFrame:
+    """Probable duplicates among the kept rows (:func:`crmlib.audit._flag_duplicates`): the same
+    normalised email, phone or (accounts) company name. Only the rows of such groups leave the
+    engine; a row is listed once, under the first value it shares."""
+    key = spec(table).key
+    kinds = [c for c in ("email", "phone") if c in kept.columns] + (["name"] if table == "accounts" else [])
+    flagged: set[int] = set()
+    rows = []
+    for col in kinds:
+        norm = _normalised_company(kept[col], con.name) if col == "name" else _normalised(kept[col], col)
+        rel = kept.select(POSITION, _key=kept[key].cast("string"), _n=norm)
+        rel = rel.filter(rel._n.notnull())
+        per = rel.group_by("_n").agg(_k=rel.count())
+        rel = rel.inner_join(per.filter(per._k > 1), "_n")
+        if stamp is not None:
+            rel = rel.inner_join(stamp, POSITION)
+        with quiet():
+            got = con.execute(rel)
+        if not len(got):
+            continue
+        got = got.sort_values([POSITION], kind="stable")
+        for _, group in got.groupby("_n", sort=True):
+            ids = group["_key"].astype(str).tolist()
+            for rec in group.to_dict("records"):
+                pos = int(rec[POSITION])
+                if pos in flagged:
+                    continue
+                flagged.add(pos)
+                others = ", ".join(x for x in ids if x != str(rec["_key"]))[:80]
+                rows.append({POSITION: pos, "_seq": 2000, "column": col, "check": "duplicate_contact",
+                             "value_s": f"same normalised {col} as {others}", "key": rec["_key"],
+                             "target": None, "_dated": rec.get("_dated")})
+    return pd.DataFrame(rows)
+
+
 def _findings_frame(table, source, ff, row_offset, tz) -> pd.DataFrame:
     if not len(ff):
         return pd.DataFrame(columns=FINDING_COLUMNS)
     rows = []
     for f in ff.to_dict("records"):
-        if f["check"] == "orphan":
+        check = f["check"]
+        if check == "orphan":
             reason = f"{f['column']} {str(f['value_s'])[:40]} does not exist in {f['target']}"
+        elif check == "invalid_email":
+            reason = f"email {str(f['value_s'])[:60]!r} is malformed"
+        elif check == "invalid_phone":
+            reason = f"phone {str(f['value_s'])[:40]!r} is malformed"
+        elif check == "open_with_close_date":
+            reason = "status open but closed_at is set"
+        elif check == "duplicate_contact":
+            reason = f["value_s"]  # written whole by _duplicate_contacts
         else:
             reason = "entered a stage before the deal was created"
         key = f["key"]

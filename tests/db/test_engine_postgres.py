@@ -63,3 +63,32 @@ def test_postgres_runs_the_aggregations_and_gets_the_in_memory_numbers(pushed, c
     finally:
         con.disconnect()
     assert len(direct["customer_orders"]) >= len(memory["customer_orders"])  # the raw rows, dirty ones too
+
+
+def test_postgres_audits_the_light_tables_as_pandas_does(databases, pg_server, csv_sample, monkeypatch_module):
+    """The checks of deals, leads, contacts, accounts and tickets (double submissions, duplicate
+    people and companies, malformed emails and phones, the deals' own checks) in PostgreSQL."""
+    from crmlib.load import export_mapping
+    from crmlib.pushdown.audit import audit_heavy
+
+    monkeypatch_module.setenv("CRM_DB_URL", pg_server.url)
+    m = export_mapping(databases["postgresql"], SAMPLE_MAPPING)
+    extracted = pd.Timestamp(m.extracted_at).tz_localize(m.timezone)
+    con = backends.connect("postgres", url=URL)
+    q_cols = ["row", "key", "column", "check", "reason", "dated_at"]
+    f_cols = ["row", "key", "column", "check", "reason"]
+    try:
+        for name in ("accounts", "deals", "leads", "contacts", "tickets"):
+            t = con.table(name)
+            t = t.mutate(_pos=t["export_row"].cast("int64")).drop("export_row")
+            h = audit_heavy(con, t, name, source=name, mapping=m, light=csv_sample, timezone="UTC",
+                            extracted_at=extracted, row_offset=0)
+            for got, want, by, cols in ((h.quarantine, csv_sample.quarantine, ["row", "check"], q_cols),
+                                        (h.findings, csv_sample.findings, ["row", "check", "column"], f_cols)):
+                want = want.loc[(want["table"] == name) & (want["check"] != "history_missing_current_stage")]
+                pd.testing.assert_frame_equal(got[cols].sort_values(by).reset_index(drop=True).astype(str),
+                                              want[cols].sort_values(by).reset_index(drop=True).astype(str),
+                                              obj=name)
+            assert len(h.quarantine) > 10, name  # the sample's dirty rows of each table
+    finally:
+        con.disconnect()

@@ -305,3 +305,122 @@ def test_the_runner_computes_a_large_sources_aggregates_at_the_runs_as_of(sample
     info = pushdown_info(back.tables["activities"])
     assert info.as_of == as_of_instant("2026-06-28", "UTC")
     assert back.meta["pushdown"]["as_of"] == as_of_instant("2026-06-28", "UTC").isoformat()
+
+
+# ----------------------------------------------------------------------------- the light tables' checks
+def _hostile_light(folder):
+    """Deals, leads, contacts and accounts breaking every check the light tables have."""
+    ts = lambda x: pd.Timestamp(x, tz="UTC")  # noqa: E731
+    pd.DataFrame({"user_id": ["U1"], "name": ["Ann"]}).to_parquet(folder / "users.parquet")
+    pd.DataFrame({"pipeline": ["p"] * 2, "stage": ["Qualification", "Proposal"], "order": [1, 2]}) \
+        .to_parquet(folder / "stages.parquet")
+    pd.DataFrame([
+        dict(account_id="A1", name="Acme Inc.", owner_id="U1"),   # row 1: kept
+        dict(account_id="A2", name="ACME Ltd", owner_id="U1"),    # row 2: kept, flagged: same company
+        dict(account_id="A3", name="Acme", owner_id="U1"),        # row 3: kept, flagged: same company
+        dict(account_id="A4", name="Globex", owner_id="U9"),      # row 4: kept, orphan owner
+    ]).to_parquet(folder / "accounts.parquet")
+    deal = dict(status="open", amount=10.0, stage="Proposal", owner_id="U1", account_id="A1", currency="EUR",
+                created_at=ts("2024-01-02"), closed_at=pd.NaT)
+    pd.DataFrame([
+        dict(deal, deal_id="D1"),                                                   # row 1: kept
+        dict(deal, deal_id="D2", status="won", closed_at=ts("2024-01-01")),         # row 2: closed before created
+        dict(deal, deal_id="D3", status="lost"),                                    # row 3: lost, no close date
+        dict(deal, deal_id="D4", status="won", amount=0.0, closed_at=ts("2024-01-05")),  # row 4: won at 0
+        dict(deal, deal_id="D5", closed_at=ts("2024-01-06")),                       # row 5: kept, flagged
+        dict(deal, deal_id="D6", stage="Closing"),                                  # row 6: unknown stage
+        dict(deal, deal_id="D7", status="won", amount=-3.0, closed_at=ts("2023-12-01")),  # row 7: two problems
+    ]).to_parquet(folder / "deals.parquet")
+    lead = dict(company="Initech", owner_id="U1", source="email", created_at=ts("2024-01-10 09:00"))
+    pd.DataFrame([
+        dict(lead, lead_id="L1", email="Ann@Initech.com", phone="+44 20 7946 0001"),   # row 1: kept, flagged
+        dict(lead, lead_id="L2", email=" ann@initech.com", phone=None,
+             created_at=ts("2024-01-10 09:04")),                                        # row 2: 4 min later
+        dict(lead, lead_id="L3", email="bob@initech.com", phone="020 7946 0001",
+             created_at=ts("2024-01-10 09:07")),                                        # row 3: same phone
+        dict(lead, lead_id="L4", email="ann@initech.com", company="Other",
+             created_at=ts("2024-01-10 09:05")),                                        # row 4: other company
+        dict(lead, lead_id="L5", email="not-an-email", phone="call me",
+             created_at=ts("2024-01-11")),                                              # row 5: kept, two flags
+        dict(lead, lead_id="L6", email="ann@initech.com", created_at=ts("2024-01-10 10:00")),  # row 6: an hour on
+    ]).to_parquet(folder / "leads.parquet")
+    pd.DataFrame([
+        dict(contact_id="K1", account_id="A1", email="x@acme.com", phone="+1 555 010 0001"),  # row 1: flagged
+        dict(contact_id="K2", account_id="A1", email="X@ACME.com ", phone=None),             # row 2: same email
+        dict(contact_id="K3", account_id="A1", email=None, phone="(555) 010-0001"),          # row 3: same phone
+        dict(contact_id="K4", account_id="A9", email="k4@acme", phone="12"),                 # row 4: three flags
+    ]).to_parquet(folder / "contacts.parquet")
+    settings = {"name": "hostile", "timezone": "UTC", "currency": "EUR", "extracted_at": "2024-02-01T00:00:00",
+                "as_of": "2024-01-31"}
+    (folder / "export.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+
+
+LIGHT = ("accounts", "deals", "leads", "contacts")
+
+
+def _engine_audits(folder, names=LIGHT):
+    import ibis
+
+    from crmlib.audit import audit
+    from crmlib.load import export_mapping
+    from crmlib.pushdown import backends
+    from crmlib.pushdown.audit import audit_heavy
+
+    m = export_mapping(folder, None)
+    extracted = pd.Timestamp(m.extracted_at).tz_localize("UTC")
+    whole = audit(read_source(folder, mapping=m), timezone="UTC", extracted_at=extracted)
+    con = ibis.duckdb.connect()
+    engine = {name: audit_heavy(con, backends.read_parquet(con, folder / f"{name}.parquet", name), name,
+                                source=f"{name}.parquet", mapping=m, light=whole, timezone="UTC",
+                                extracted_at=extracted) for name in names}
+    return whole, engine
+
+
+def _assert_engine_like_pandas(whole, engine):
+    for name, h in engine.items():
+        for got, want, by in ((h.quarantine, whole.quarantine, ["row", "check"]),
+                              (h.findings, whole.findings, ["row", "check", "column"])):
+            want = want.loc[want["table"] == name].sort_values(by).reset_index(drop=True)
+            got = got.sort_values(by).reset_index(drop=True)
+            pd.testing.assert_frame_equal(got.astype(str), want.astype(str), obj=name)
+        counts = whole.counts.set_index("table").loc[name]
+        assert [h.counts[k] for k in ("input", "kept", "quarantined", "flagged")] == \
+            counts[["input", "kept", "quarantined", "flagged"]].tolist(), name
+
+
+def test_every_check_of_the_light_tables_runs_in_the_engine_as_in_pandas(tmp_path):
+    _hostile_light(tmp_path)
+    whole, engine = _engine_audits(tmp_path)
+    _assert_engine_like_pandas(whole, engine)
+    q = pd.concat([h.quarantine for h in engine.values()])
+    assert sorted(zip(q["table"], q["row"], q["check"])) == sorted([
+        ("deals", 2, "close_before_create"), ("deals", 3, "won_without_close_date"),
+        ("deals", 4, "zero_amount_won"), ("deals", 6, "unknown_stage"), ("deals", 7, "negative_amount"),
+        ("leads", 2, "double_submission"), ("leads", 3, "double_submission"),
+    ])
+    reasons = dict(zip(zip(q["table"], q["row"]), q["reason"]))
+    assert reasons[("deals", 7)] == "amount -3.0 is negative; closed_at is before created_at"
+    assert reasons[("leads", 2)] == "same email and company as a lead 4 min earlier"
+    assert reasons[("leads", 3)] == "same phone and company as a lead 7 min earlier"
+    f = pd.concat([h.findings for h in engine.values()])
+    assert sorted(zip(f["table"], f["row"], f["check"], f["column"])) == sorted([
+        ("accounts", 1, "duplicate_contact", "name"), ("accounts", 2, "duplicate_contact", "name"),
+        ("accounts", 3, "duplicate_contact", "name"), ("accounts", 4, "orphan", "owner_id"),
+        ("deals", 5, "open_with_close_date", "closed_at"),
+        ("leads", 1, "duplicate_contact", "email"), ("leads", 4, "duplicate_contact", "email"),
+        ("leads", 6, "duplicate_contact", "email"),
+        ("leads", 5, "invalid_email", "email"), ("leads", 5, "invalid_phone", "phone"),
+        ("contacts", 1, "duplicate_contact", "email"), ("contacts", 2, "duplicate_contact", "email"),
+        ("contacts", 3, "duplicate_contact", "phone"),
+        ("contacts", 4, "invalid_email", "email"), ("contacts", 4, "invalid_phone", "phone"),
+        ("contacts", 4, "orphan", "account_id"),
+    ])
+    reasons = dict(zip(zip(f["table"], f["row"], f["column"]), f["reason"]))
+    assert reasons[("accounts", 1, "name")] == "same normalised name as A2, A3"
+    assert reasons[("contacts", 3, "phone")] == "same normalised phone as K1"
+
+
+def test_the_samples_light_tables_are_audited_in_the_engine_as_in_pandas(sample_parquet):
+    whole, engine = _engine_audits(sample_parquet, LIGHT + ("tickets",))
+    _assert_engine_like_pandas(whole, engine)
+    assert sum(h.counts["quarantined"] for h in engine.values()) > 150  # the planted dirty rows
