@@ -109,21 +109,19 @@ class _TableAudit:
 
 
 def audit(raw: RawExport, *, timezone: str = "UTC", extracted_at: pd.Timestamp,
-          double_submission_minutes: float = 10.0) -> AuditResult:
+          double_submission_minutes: float = 10.0, require_deals: bool = True) -> AuditResult:
     """Type, validate and cross-check every table; split rows into kept and quarantined.
 
     ``extracted_at`` is when the export was taken: event timestamps after it are
     impossible and quarantined (planned times such as due dates may lie after it).
+    ``require_deals``: False when the deals are audited elsewhere (a large source's engine).
     """
-    if "deals" not in raw.tables:
-        raise CrmDataError(f"{raw.source}: no deals table found (expected a file named deals.csv, "
-                           "deals.xlsx or deals.parquet, or a mapping entry tables.deals.file); "
-                           "deals is the one required table", table="deals")
-    deals = raw.tables["deals"]
-    if not len(deals.frame) and not deals.ragged:
-        raise CrmDataError(f"{deals.source}: the deals table has a header but no rows; deals is the "
-                           "one required table: export it again (check the export's filters)",
-                           table="deals", source=deals.source)
+    if require_deals:
+        if "deals" not in raw.tables:
+            raise no_deals_error(raw.source)
+        deals = raw.tables["deals"]
+        if not len(deals.frame) and not deals.ragged:
+            raise empty_deals_error(deals.source)
     audits: dict[str, _TableAudit] = {}
     for name, rt in raw.tables.items():
         typed, problems = coerce_table(rt, raw.mapping, timezone=timezone)
@@ -143,6 +141,18 @@ def audit(raw: RawExport, *, timezone: str = "UTC", extracted_at: pd.Timestamp,
         _flag_checks(ta, kept_keys)
     _history_checks(audits)
     return _assemble(audits, raw, timezone)
+
+
+def no_deals_error(source: str) -> CrmDataError:
+    return CrmDataError(f"{source}: no deals table found (expected a file named deals.csv, "
+                        "deals.xlsx or deals.parquet, or a mapping entry tables.deals.file); "
+                        "deals is the one required table", table="deals")
+
+
+def empty_deals_error(source: str) -> CrmDataError:
+    return CrmDataError(f"{source}: the deals table has a header but no rows; deals is the "
+                        "one required table: export it again (check the export's filters)",
+                        table="deals", source=source)
 
 
 # ---------------------------------------------------------------- row checks

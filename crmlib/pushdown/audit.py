@@ -345,12 +345,15 @@ def _reason(table: str, p, row_offset: int, extracted_at: pd.Timestamp, tz: str)
 # ----------------------------------------------------------------------------- the audit
 def audit_heavy(con, raw: ibis.Table, table: str, *, source: str, mapping: Mapping, light: AuditResult,
                 timezone: str, extracted_at: pd.Timestamp, row_offset: int = 1,
-                double_submission_minutes: float = 10.0) -> HeavyAudit:
-    """Audit one heavy table in the engine (``raw``: the source table with ``_pos``).
+                double_submission_minutes: float = 10.0, engine: dict[str, "HeavyAudit"] | None = None) -> HeavyAudit:
+    """Audit one table in the engine (``raw``: the source table with ``_pos``).
 
-    ``light`` is the audit of the other tables (their kept keys decide the orphans and
-    the unknown stages). Returns a :class:`HeavyAudit` whose ``kept`` stays in the engine.
+    ``light`` is the audit of the tables read into pandas and ``engine`` the tables already
+    audited in the engine: their kept keys decide the orphans, the kept stages the unknown
+    stages, the kept deals the stage history entered before its deal. Returns a
+    :class:`HeavyAudit` whose ``kept`` stays in the engine.
     """
+    engine = engine or {}
     t, source_of, notes = typed_table(raw, table, mapping, name=source)
     t = _materialise(con, t, f"typed_{table}")
     s = spec(table)
@@ -389,7 +392,8 @@ def audit_heavy(con, raw: ibis.Table, table: str, *, source: str, mapping: Mappi
 
     quarantine = _quarantine_frame(con, table, source, pf, raw, t, row_offset, extracted_at, timezone,
                                    source_of)
-    flags = _flags(kept, table, light, dialect=con.name)
+    flags = _flags(kept, table, _kept_keys(light, engine), _deals_created(light, engine, con.name),
+                   dialect=con.name)
     if flags:
         with quiet():
             ff = con.execute(ibis.union(*flags).join(kept.select(POSITION, _dated=micros(kept[dated], con.name)),
@@ -482,8 +486,40 @@ def _records(con, raw: ibis.Table, positions: pd.Series, record_columns: dict[st
     return out
 
 
-def _flags(kept: ibis.Table, table: str, light: AuditResult, *, dialect: str | None = None) -> list[ibis.Table]:
-    """The flag checks of :func:`crmlib.audit._flag_checks` and ``_history_checks`` on the kept rows."""
+def _kept_keys(light: AuditResult, engine: dict[str, HeavyAudit]) -> dict[str, ibis.Table]:
+    """The kept keys of every audited table with a key, as one-column tables (named by the key)."""
+    keys = {}
+    for target, df in light.tables.items():
+        key = spec(target).key
+        if key:
+            keys[target] = ibis.memtable(pd.DataFrame({key: df[key].dropna().astype(str).drop_duplicates()
+                                                       .to_numpy()}))
+    for target, h in engine.items():
+        key = spec(target).key
+        if key:
+            keys[target] = h.kept.filter(h.kept[key].notnull()).select(key)
+    return keys
+
+
+def _deals_created(light: AuditResult, engine: dict[str, HeavyAudit], dialect: str | None) -> ibis.Table | None:
+    """deal_id and ``_created_us`` (creation in microseconds) of the kept deals."""
+    if "deals" in engine:
+        kept = engine["deals"].kept
+        kept = kept.filter(kept.created_at.notnull())
+        return kept.select("deal_id", _created_us=micros(kept.created_at, dialect))
+    if "deals" not in light.tables:
+        return None
+    deals = light.tables["deals"]
+    created = pd.DataFrame({"deal_id": deals["deal_id"].astype(str).to_numpy(),
+                            "_created_us": ((deals["created_at"].dt.tz_convert("UTC") - EPOCH)
+                                            // pd.Timedelta(microseconds=1)).to_numpy()})
+    return ibis.memtable(created.dropna())
+
+
+def _flags(kept: ibis.Table, table: str, keys: dict[str, ibis.Table], deals: ibis.Table | None, *,
+           dialect: str | None = None) -> list[ibis.Table]:
+    """The flag checks of :func:`crmlib.audit._flag_checks` and ``_history_checks`` on the kept rows
+    (``keys``: the kept keys of each table; ``deals``: the kept deals' creation times)."""
     s = spec(table)
     out = []
 
@@ -505,22 +541,16 @@ def _flags(kept: ibis.Table, table: str, light: AuditResult, *, dialect: str | N
         if c.kind != "ref" or not c.refers_to:
             continue
         target, target_col = c.refers_to.split(".")
-        if target not in light.tables:
+        if target not in keys:
             continue
-        keys = light.tables[target][spec(target).key].dropna().astype(str).drop_duplicates()
-        known = ibis.memtable(pd.DataFrame({c.name: keys.to_numpy()}))
+        known = keys[target].select(**{c.name: keys[target][spec(target).key]})
         bad = _lacking(kept.filter(kept[c.name].notnull()), c.name, known)
         out.append(bad.select(POSITION, _seq=ibis.literal(100 + i, "int64"), column=ibis.literal(c.name),
                               check=ibis.literal("orphan"), value_s=bad[c.name], key=(bad[s.key] if s.key
                                                                                       else ibis.null("string")),
                               target=ibis.literal(target)))
-    if table == "stage_history" and "deals" in light.tables:
-        deals = light.tables["deals"]
-        created = pd.DataFrame({"deal_id": deals["deal_id"].astype(str).to_numpy(),
-                                "_created_us": ((deals["created_at"].dt.tz_convert("UTC") - EPOCH)
-                                                // pd.Timedelta(microseconds=1)).to_numpy()})
-        d = ibis.memtable(created.dropna())
-        j = kept.inner_join(d, "deal_id")
+    if table == "stage_history" and deals is not None:
+        j = kept.inner_join(deals, "deal_id")
         early = j.filter(micros(j.entered_at, dialect) < j._created_us - 60 * 1_000_000)
         out.append(early.select(POSITION, _seq=ibis.literal(1000, "int64"), column=ibis.literal("entered_at"),
                                 check=ibis.literal("history_out_of_order"), value_s=ibis.null("string"),
@@ -623,6 +653,35 @@ def history_missing_current_stage(con, kept_history: ibis.Table, deals: pd.DataF
     with quiet():
         idx = con.execute(missing.select("_i"))["_i"].astype("int64")
     return pd.Series(np.isin(np.arange(len(deals)), idx.to_numpy()), index=deals.index)
+
+
+def flag_missing_current_stage(con, deals: HeavyAudit, kept_history: ibis.Table, timezone: str) -> None:
+    """Flag the deals audited in the engine that have history but whose current stage never
+    appears in it (:func:`history_missing_current_stage` for deals that stay in the engine):
+    their findings and flagged count grow in place."""
+    kept = deals.kept
+    pairs = kept_history.select("deal_id", "stage").distinct().mutate(_seen=ibis.literal(True))
+    with_history = kept_history.select("deal_id").distinct()
+    d = _having(kept.filter(kept.stage.notnull()), "deal_id", with_history)
+    paired = d.left_join(pairs, ["deal_id", "stage"])
+    missing = paired.filter(paired._seen.isnull())
+    dated = spec("deals").dated_by
+    with quiet():
+        got = con.execute(missing.select(POSITION, "deal_id",
+                                         _dated=micros(missing[dated], con.name) if dated else ibis.null("int64")))
+    if not len(got):
+        return
+    got = got.sort_values(POSITION, kind="stable")
+    extra = pd.DataFrame([{
+        "table": "deals", "source": deals.source, "row": int(r[POSITION]) + deals.row_offset, "key": str(r["deal_id"]),
+        "column": "stage", "check": "history_missing_current_stage",
+        "reason": "the current stage never appears in its history", "dated_at": _dated(r["_dated"], timezone),
+    } for r in got.to_dict("records")], columns=FINDING_COLUMNS)
+    already = set(deals.findings["row"].astype("int64")) if len(deals.findings) else set()
+    new_rows = set(extra["row"].astype("int64")) - already
+    deals.findings = pd.concat([f for f in (deals.findings, extra) if len(f)], ignore_index=True)
+    c = deals.counts
+    deals.counts = _counts_row("deals", c["source"], c["input"], c["quarantined"], c["flagged"] + len(new_rows))
 
 
 # ----------------------------------------------------------------------------- merging

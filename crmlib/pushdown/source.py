@@ -5,15 +5,21 @@ A source is *large* when ``export.yaml`` says ``pushdown: true``, when
 the default) when it is a folder whose ``activities.parquet`` has more than
 :data:`PUSHDOWN_ROWS` rows. For a large source :func:`read_large`
 
-1. reads and audits the light tables (users, accounts, deals, ...) in pandas as always;
-2. opens the heavy tables (activities, stage_history, orders) in the engine (DuckDB over
-   the Parquet files, or the database's own tables) and audits them there
-   (:mod:`crmlib.pushdown.audit`): input = kept + quarantined holds for them as for the rest;
-3. computes the aggregates (:mod:`crmlib.pushdown.expressions`) over their clean rows up
-   to ``as_of``;
-4. brings into pandas the clean ``activities`` of the last ``pushdown_window_days``
-   (every row with an event on or after the window's start, plus every open task) and
-   the clean ``stage_history`` and ``orders``.
+1. reads and audits the small tables (users, stages, campaigns, targets, fx_rates) in
+   pandas as always;
+2. opens the large light tables (:data:`ENGINE_LIGHT`: accounts, deals, leads, contacts,
+   tickets, surveys) and the heavy tables (activities, stage_history, orders) in the engine
+   (DuckDB over the Parquet files, or the database's own tables) and audits them there
+   (:mod:`crmlib.pushdown.audit`): input = kept + quarantined holds for them as for the
+   rest. The light tables stay in pandas instead when one of them is not a Parquet file
+   (or a database table) or its mapping maps values, derives or fixes columns;
+3. computes the aggregates (:mod:`crmlib.pushdown.expressions`) over the heavy tables'
+   clean rows up to ``as_of``;
+4. has the engine write the clean rows (of ``activities`` those of the last
+   ``pushdown_window_days``: every row with an event on or after the window's start, plus
+   every open task) to Parquet files with the canonical column types, which the tables of
+   the returned data read when first used (a report that needs four columns of the
+   deals reads those four): no table of the engine enters pandas whole during the load.
 
 Settings in export.yaml: ``pushdown`` (true / false / auto), ``pushdown_window_days``
 (default :data:`WINDOW_DAYS`: the 12 periods of a weekly report, its year-ago
@@ -44,9 +50,11 @@ WINDOW_DAYS = 455  # 65 weeks of activity rows
 ENGINE_MEMORY = "1GB"
 HEAVY = backends.HEAVY_TABLES
 WINDOWED = ("activities",)  # the heavy tables whose rows come as a window (the others whole)
+#: the light tables audited in the engine, in an order in which every table a table refers to comes first
+ENGINE_LIGHT = ("accounts", "deals", "leads", "contacts", "tickets", "surveys")
 _DB_SUFFIXES = (".duckdb",)
 
-__all__ = ["PUSHDOWN_ROWS", "WINDOW_DAYS", "pushdown_wanted", "read_large", "activity_window"]
+__all__ = ["PUSHDOWN_ROWS", "WINDOW_DAYS", "ENGINE_LIGHT", "pushdown_wanted", "read_large", "activity_window"]
 
 
 def pushdown_wanted(source, mapping: Mapping, pushdown: bool | None) -> bool:
@@ -80,8 +88,36 @@ def _window_days(m: Mapping, window_days) -> float:
     return value
 
 
-def _heavy_sources(source: str, m: Mapping, con) -> tuple[dict, dict, list[Path], dict]:
-    """The heavy tables as Ibis tables with ``_pos``: (tables, labels, files, row offsets).
+def _is_database(src: str) -> bool:
+    return is_database_url(src) or Path(src).suffix.lower() in _DB_SUFFIXES
+
+
+def _engine_light(source, m: Mapping) -> tuple[str, ...]:
+    """The light tables the engine audits: those of :data:`ENGINE_LIGHT` the source has, when
+    each is one Parquet file (or a database table) without value maps, derived or constant
+    columns in the mapping; otherwise none (the light tables are audited in pandas)."""
+    from ..load import _find_files
+
+    src = str(source)
+    present = []
+    for table in ENGINE_LIGHT:
+        tm = m.tables.get(table)
+        if tm is not None and (tm.values or tm.derive or tm.constants):
+            return ()
+        if _is_database(src):
+            present.append(table)  # a table the database lacks is skipped when it is opened
+            continue
+        paths = _find_files(Path(src), table, tm)
+        if not paths:
+            continue
+        if len(paths) > 1 or not paths[0].name.lower().endswith((".parquet", ".pq")):
+            return ()
+        present.append(table)
+    return tuple(present)
+
+
+def _engine_sources(source: str, m: Mapping, con, names) -> tuple[dict, dict, list[Path], dict]:
+    """The tables ``names`` as Ibis tables with ``_pos``: (tables, labels, files, row offsets).
 
     The row a user finds a record at is ``_pos`` + its offset: file rows count from 1; a
     database table with ``export_row`` (see :func:`crmlib.db.write_database`) quotes that.
@@ -90,16 +126,16 @@ def _heavy_sources(source: str, m: Mapping, con) -> tuple[dict, dict, list[Path]
 
     src = str(source)
     tables, labels, files, offsets = {}, {}, [], {}
-    if is_database_url(src) or Path(src).suffix.lower() in _DB_SUFFIXES:
+    if _is_database(src):
         where = {"database": "src"} if con.name == "duckdb" else {}
-        names = con.list_tables(**where)
-        for table in HEAVY:
+        have = con.list_tables(**where)
+        for table in names:
             tm = m.tables.get(table)
             db_name = (tm.file if tm and isinstance(tm.file, str) else None) or next(
-                (n for n in names if n.lower() == table), None)
+                (n for n in have if n.lower() == table), None)
             if db_name is None:
                 continue
-            if db_name not in names:
+            if db_name not in have:
                 raise CrmDataError(f"the mapping names table {db_name!r} for {table}, but the database "
                                    "has no such table", table=table)
             t = con.table(db_name, **where)
@@ -112,7 +148,7 @@ def _heavy_sources(source: str, m: Mapping, con) -> tuple[dict, dict, list[Path]
     from ..load import _find_file
 
     folder = Path(src)
-    for table in HEAVY:
+    for table in names:
         path = _find_file(folder, table, m.tables.get(table))
         if path is None:
             continue
@@ -158,16 +194,18 @@ def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=
                window_days=None, workdir: str | os.PathLike | None = None):
     """Read, audit and aggregate a large source; returns the pieces of a :class:`crmlib.data.CrmData`.
 
-    Returns ``(tables, audit_result, aggregates, fingerprint, meta)``.
+    Returns ``(tables, audit_result, aggregates, fingerprint, meta)``; ``tables`` reads the
+    engine's tables from files in a temporary folder of its own, removed with it.
     """
-    from ..audit import audit
+    from ..audit import audit, empty_deals_error, no_deals_error
     from ..data import fingerprint_files, fingerprint_frames
     from ..periods import default_as_of
-    from .audit import audit_heavy, history_missing_current_stage, merge_results
+    from .audit import audit_heavy, flag_missing_current_stage, history_missing_current_stage, merge_results
 
     m = export_mapping(source, mapping)
     days = _window_days(m, window_days)
-    light_names = tuple(t for t in TABLES if t not in HEAVY)
+    in_engine = _engine_light(source, m)
+    light_names = tuple(t for t in TABLES if t not in HEAVY and t not in in_engine)
     raw_light = read_source(source, mapping=m, tables=light_names)
     ext = extracted_at or m.extracted_at
     notes: list[str] = []
@@ -178,10 +216,11 @@ def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=
         ext_ts = pd.Timestamp(ext)
         ext_ts = ext_ts.tz_localize(m.timezone) if ext_ts.tzinfo is None else ext_ts
     ext_ts = ext_ts.tz_convert(timezone)
-    light = audit(raw_light, timezone=timezone, extracted_at=ext_ts)
+    light = audit(raw_light, timezone=timezone, extracted_at=ext_ts, require_deals=not in_engine)
     light_files = list(raw_light.files)
-    deals_source = raw_light.tables["deals"].source
-    deals_rows = _kept_rows(raw_light, light, "deals")
+    deals_read = "deals" in raw_light.tables
+    deals_source = raw_light.tables["deals"].source if deals_read else None
+    deals_rows = _kept_rows(raw_light, light, "deals") if deals_read else None
     del raw_light  # the light tables as read: only the audited ones are kept
     release()
     if as_of is None:
@@ -191,31 +230,45 @@ def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=
 
     own_tmp = workdir is None
     work = Path(tempfile.mkdtemp(prefix="crm-pushdown-")) if own_tmp else Path(workdir)
+    keep = Path(tempfile.mkdtemp(prefix="crm-tables-"))  # the clean rows the tables read
     con = _connect(str(source), m, work)
     try:
         with backends.quiet():  # ibis' own deprecation notes
-            raw_heavy, labels, files, offsets = _heavy_sources(str(source), m, con)
-            heavy = {name: audit_heavy(con, raw_heavy[name], name, source=labels[name], mapping=m, light=light,
-                                       timezone=timezone, extracted_at=ext_ts, row_offset=offsets[name])
-                     for name in HEAVY if name in raw_heavy}
+            raw, labels, files, offsets = _engine_sources(str(source), m, con, in_engine + HEAVY)
+            audited: dict = {}
+            for name in in_engine + HEAVY:  # each table after those it refers to
+                if name in raw:
+                    audited[name] = audit_heavy(con, raw[name], name, source=labels[name], mapping=m,
+                                                light=light, timezone=timezone, extracted_at=ext_ts,
+                                                row_offset=offsets[name], engine=audited)
+            if in_engine and "deals" not in audited:
+                raise no_deals_error(safe_source_label(source))
+            if "deals" in audited and not audited["deals"].counts["input"]:
+                raise empty_deals_error(audited["deals"].source)
             deal_flags = None
-            if "stage_history" in heavy:
-                deal_flags = history_missing_current_stage(con, heavy["stage_history"].kept, light.tables["deals"])
-            result = merge_results(light, heavy, deal_flags=deal_flags, deals_source=deals_source,
+            if "stage_history" in audited and "deals" in audited:
+                flag_missing_current_stage(con, audited["deals"], audited["stage_history"].kept, timezone)
+            elif "stage_history" in audited:
+                deal_flags = history_missing_current_stage(con, audited["stage_history"].kept,
+                                                           light.tables["deals"])
+            result = merge_results(light, audited, deal_flags=deal_flags, deals_source=deals_source,
                                    deals_rows=deals_rows, timezone=timezone)
-            kept = {name: h.kept for name, h in heavy.items()}
-            aggregates = backends.run(con, kept, as_of=as_of_ts, timezone=timezone)
+            heavy = {name: h.kept for name, h in audited.items() if name in HEAVY}
+            aggregates = backends.run(con, heavy, as_of=as_of_ts, timezone=timezone)
             written = {}
-            for name, expr in kept.items():
-                if name in WINDOWED:
-                    expr = activity_window(expr, rows_from, con.name)
+            for name, h in audited.items():
+                expr = activity_window(h.kept, rows_from, con.name) if name in WINDOWED else h.kept
                 written[name] = _write_rows(con, expr, name, work / f"{name}.parquet")
-        _close(con)  # before pandas reads the rows: the engine's buffers are not held beside them
+        _close(con)  # before the rows are rewritten: the engine's buffers are not held beside them
         con = None
         release()
-        tables = dict(result.tables)
         for name, path in written.items():
-            tables[name] = _read_rows(path, name, timezone)
+            _canonical_file(path, keep / f"{name}.parquet", name, timezone)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(keep, ignore_errors=True)
+        raise
     finally:
         if con is not None:
             _close(con)
@@ -224,17 +277,41 @@ def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=
 
             shutil.rmtree(work, ignore_errors=True)
     release()
-    fp = fingerprint_files(light_files + files, m) if light_files or files \
-        else fingerprint_frames({**result.tables, **{f"_{k}": v for k, v in aggregates.items()}})
+    tables = _tables(keep, written, result.tables)
+    engine_files = sorted(keep.glob("*.parquet"))
+    if light_files or files:
+        fp = fingerprint_files(light_files + files, m)
+    else:  # a database: the clean rows the engine wrote stand for its tables
+        fp = fingerprint_frames({**result.tables, **{f"_{k}": v for k, v in aggregates.items()}}) \
+            + fingerprint_files(engine_files, m)
+        fp = fingerprint_frames({"_": pd.DataFrame({"fp": [fp]})})
     meta = {
         "source": safe_source_label(source), "timezone": timezone, "currency": m.currency,
         "as_of": m.as_of, "extracted_at": ext_ts.isoformat(), "mapping": m.name,
         "notes": result.notes + notes, "masked": False,
         "pushdown": {"engine": "duckdb" if not str(source).startswith(("postgres", "env:")) else "postgres",
                      "as_of": as_of_ts.isoformat(), "window_days": days,
-                     "rows_from": {name: rows_from.isoformat() for name in WINDOWED if name in heavy}},
+                     "rows_from": {name: rows_from.isoformat() for name in WINDOWED if name in audited}},
     }
     return tables, result, aggregates, fp, meta
+
+
+def _tables(folder: Path, written: dict, frames: dict):
+    """The tables in their canonical order: those the engine wrote read from ``folder`` when
+    first used, the others (audited in pandas) as they are. The folder goes with the mapping."""
+    import shutil
+    import weakref
+
+    from ..data import _LazyTables
+
+    tables = _LazyTables(folder, [])
+    for name in TABLES:
+        if name in written:
+            tables.names.append(name)
+        elif name in frames:
+            tables[name] = frames[name]
+    weakref.finalize(tables, shutil.rmtree, str(folder), True)
+    return tables
 
 
 def _close(con) -> None:
@@ -275,16 +352,19 @@ def _write_rows(con, expr, table: str, path: Path) -> Path:
     return path
 
 
-def _read_rows(path: Path, table: str, timezone: str) -> pd.DataFrame:
-    """The rows :func:`_write_rows` wrote as the pandas frame the in-memory audit keeps:
-    canonical columns and dtypes."""
-    df = pd.read_parquet(path)
-    out = {}
-    for c in spec(table).columns:
-        s = df[c.name]
-        dtype = _dtype(c.kind, timezone)
-        if c.kind == "timestamp":
-            s = pd.to_datetime(s, utc=True).dt.tz_convert(timezone)
-        out[c.name] = s.astype(dtype)
+def _canonical_file(path: Path, target: Path, table: str, timezone: str) -> Path:
+    """Rewrite the engine's Parquet file of a table with the canonical column types (text, the
+    timezone's timestamps, Int64, boolean: what pandas reads back as the audit's own frames),
+    batch by batch, and delete the engine's file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    empty = pd.DataFrame({c.name: pd.Series(dtype=_dtype(c.kind, timezone)) for c in spec(table).columns})
+    schema = pa.Schema.from_pandas(empty, preserve_index=False)
+    source = pq.ParquetFile(path)
+    with pq.ParquetWriter(target, schema) as writer:
+        for batch in source.iter_batches(batch_size=500_000, columns=schema.names):
+            writer.write_table(pa.Table.from_batches([batch]).select(schema.names).cast(schema))
+    source.close()
     path.unlink(missing_ok=True)
-    return pd.DataFrame(out)
+    return target
