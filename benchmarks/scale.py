@@ -53,7 +53,7 @@ took = time.perf_counter() - t0
 counts = data.counts.set_index("table")
 print(json.dumps({"seconds": took, "input": int(counts.loc["all", "input"]),
                   "quarantined": int(counts.loc["all", "quarantined"]),
-                  "activity_rows_loaded": len(data.tables.get("activities", [])),
+                  "activity_rows_loaded": data.rows("activities"),
                   "aggregate_rows": {k: len(v) for k, v in data.aggregates.items()}}))
 """
 

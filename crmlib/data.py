@@ -91,6 +91,15 @@ class CrmData:
             return self.tables.columns(name, columns)
         return _columns_of(name, self.tables[name], columns)
 
+    def rows(self, name: str) -> int:
+        """The number of rows of a clean table, without reading a table not read yet (0 when the
+        export does not have it)."""
+        if name not in self.tables:
+            return 0
+        if isinstance(self.tables, _LazyTables):
+            return self.tables.rows(name)
+        return len(self.tables[name])
+
     def get(self, name: str, columns=None) -> pd.DataFrame | None:
         """:meth:`table`, or None when the export does not have the table."""
         return self.table(name, columns) if name in self.tables else None
@@ -241,6 +250,16 @@ class _LazyTables(MutableMapping):
 
         _check_columns(name, pq.read_schema(self.folder / f"{self.prefix}{name}.parquet").names, columns)
         return self._read(name, columns)
+
+    def rows(self, name: str) -> int:
+        """A table's number of rows, from its file's metadata unless it is read already."""
+        if name in self.loaded:
+            return len(self.loaded[name])
+        if name not in self.names:
+            raise KeyError(name)
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(self.folder / f"{self.prefix}{name}.parquet").metadata.num_rows
 
     def __contains__(self, name) -> bool:
         return name in self.names

@@ -424,3 +424,24 @@ def test_the_samples_light_tables_are_audited_in_the_engine_as_in_pandas(sample_
     whole, engine = _engine_audits(sample_parquet, LIGHT + ("tickets",))
     _assert_engine_like_pandas(whole, engine)
     assert sum(h.counts["quarantined"] for h in engine.values()) > 150  # the planted dirty rows
+
+
+def test_a_large_sources_engine_tables_are_read_when_first_used_and_their_files_go_with_them(sample_parquet):
+    import gc
+
+    data = open_data(sample_parquet, pushdown=True)
+    tables = data.tables
+    assert not tables.loaded.keys() & {"deals", "leads", "accounts", "activities", "orders"}  # none read yet
+    assert set(tables.loaded) == {"users", "stages", "campaigns", "targets", "fx_rates"}  # audited in pandas
+    counts = data.counts.set_index("table")
+    assert data.rows("deals") == counts.loc["deals", "kept"] and "deals" not in tables.loaded
+    assert data.rows("activities") < counts.loc["activities", "kept"]  # the window
+    assert data.rows("no_such_table") == 0
+    deals = data.table("deals", ["deal_id", "amount"])
+    assert list(deals.columns) == ["deal_id", "amount"] and "deals" not in tables.loaded
+    assert data.rows("users") == len(data.tables["users"])
+    folder = tables.folder
+    assert (folder / "deals.parquet").exists()
+    del data, tables, deals
+    gc.collect()
+    assert not folder.exists()  # the clean rows' files are removed with the tables that read them
