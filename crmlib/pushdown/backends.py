@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..errors import CrmConfigError
 from .expressions import MONDAY_DAY, aggregate_expressions
-from .frames import finish
+from .frames import AGGREGATES, finish
 
 HEAVY_TABLES = ("activities", "stage_history", "orders")
 POSITION = "_pos"  # the row's position in the export (0-based): ties and "first" follow it
@@ -128,6 +128,11 @@ def _quote(path) -> str:
 
 def from_engine(name: str, frame: pd.DataFrame, *, timezone: str) -> pd.DataFrame:
     """An engine's result as the in-memory frame of the same aggregate (names, dtypes, order)."""
+    return finish(name, _converted(name, frame, timezone))
+
+
+def _converted(name: str, frame: pd.DataFrame, timezone: str) -> pd.DataFrame:
+    """An engine's rows with the in-memory frame's names and dtypes (in their order)."""
     out = pd.DataFrame(index=frame.index)
     for col in frame.columns:
         s = frame[col]
@@ -148,7 +153,7 @@ def from_engine(name: str, frame: pd.DataFrame, *, timezone: str) -> pd.DataFram
             out[col] = pd.to_numeric(s).astype("float64")
         else:
             out[col] = pd.to_numeric(s).astype("int64")
-    return finish(name, out[COLUMNS[name]])
+    return out[COLUMNS[name]]
 
 
 def run(con, tables: dict, *, as_of, timezone: str = "UTC", since=None,
@@ -161,6 +166,40 @@ def run(con, tables: dict, *, as_of, timezone: str = "UTC", since=None,
             continue
         out[name] = from_engine(name, execute(con, expr), timezone=timezone)
     return out
+
+
+def run_to_files(con, tables: dict, folder: str | os.PathLike, *, as_of, timezone: str = "UTC",
+                 prefix: str = "_agg_", batch_rows: int = 1_000_000) -> list[str]:
+    """Run the aggregations on ``con`` and write each to ``folder/<prefix><name>.parquet``: the frame
+    :func:`run` returns (names, dtypes, order), streamed from the engine in batches, so an
+    aggregate of tens of millions of rows never sits in memory whole. Returns the names written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    exprs = aggregate_expressions(tables, as_of=as_of, timezone=timezone, dialect=con.name)
+    written = []
+    for name, expr in exprs.items():
+        # the order of finish(): by the keys, missing last (the engines' default for ascending)
+        keys = [k if k in expr.columns else k[:-3] + "_us" for k in AGGREGATES[name][0]]
+        ordered = expr.order_by(keys)
+        path = Path(folder) / f"{prefix}{name}.parquet"
+        writer = None
+        try:
+            with quiet():
+                batches = con.to_pyarrow_batches(ordered, chunk_size=batch_rows)
+                for batch in batches:
+                    part = pa.Table.from_pandas(_converted(name, batch.to_pandas(), timezone), preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(path, part.schema)
+                    writer.write_table(part.cast(writer.schema))
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:  # no rows: the empty frame, with its columns and dtypes
+            empty = pd.DataFrame({c: pd.Series(dtype="object") for c in ordered.schema().names})
+            from_engine(name, empty, timezone=timezone).to_parquet(path, index=False)
+        written.append(name)
+    return written
 
 
 def execute(con, expr) -> pd.DataFrame:

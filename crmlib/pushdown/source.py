@@ -254,7 +254,7 @@ def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=
             result = merge_results(light, audited, deal_flags=deal_flags, deals_source=deals_source,
                                    deals_rows=deals_rows, timezone=timezone)
             heavy = {name: h.kept for name, h in audited.items() if name in HEAVY}
-            aggregates = backends.run(con, heavy, as_of=as_of_ts, timezone=timezone)
+            agg_names = backends.run_to_files(con, heavy, keep, as_of=as_of_ts, timezone=timezone)
             written = {}
             for name, h in audited.items():
                 expr = activity_window(h.kept, rows_from, con.name) if name in WINDOWED else h.kept
@@ -277,13 +277,11 @@ def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=
 
             shutil.rmtree(work, ignore_errors=True)
     release()
-    tables = _tables(keep, written, result.tables)
-    engine_files = sorted(keep.glob("*.parquet"))
+    tables, aggregates = _tables(keep, written, result.tables, agg_names)
     if light_files or files:
         fp = fingerprint_files(light_files + files, m)
-    else:  # a database: the clean rows the engine wrote stand for its tables
-        fp = fingerprint_frames({**result.tables, **{f"_{k}": v for k, v in aggregates.items()}}) \
-            + fingerprint_files(engine_files, m)
+    else:  # a database: the clean rows and aggregates the engine wrote stand for its tables
+        fp = fingerprint_frames(dict(result.tables)) + fingerprint_files(sorted(keep.glob("*.parquet")), m)
         fp = fingerprint_frames({"_": pd.DataFrame({"fp": [fp]})})
     meta = {
         "source": safe_source_label(source), "timezone": timezone, "currency": m.currency,
@@ -296,12 +294,21 @@ def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=
     return tables, result, aggregates, fp, meta
 
 
-def _tables(folder: Path, written: dict, frames: dict):
-    """The tables in their canonical order: those the engine wrote read from ``folder`` when
-    first used, the others (audited in pandas) as they are. The folder goes with the mapping."""
-    import shutil
-    import weakref
+class _Scratch:
+    """A folder removed when the last mapping that reads from it is gone."""
 
+    def __init__(self, folder: Path):
+        import shutil
+        import weakref
+
+        self.folder = folder
+        weakref.finalize(self, shutil.rmtree, str(folder), True)
+
+
+def _tables(folder: Path, written: dict, frames: dict, aggregates: list[str]):
+    """(tables, aggregates): the tables in their canonical order, those the engine wrote read
+    from ``folder`` when first used, the others (audited in pandas) as they are; the
+    aggregates read from ``folder`` too. The folder goes with both mappings."""
     from ..data import _LazyTables
 
     tables = _LazyTables(folder, [])
@@ -310,8 +317,9 @@ def _tables(folder: Path, written: dict, frames: dict):
             tables.names.append(name)
         elif name in frames:
             tables[name] = frames[name]
-    weakref.finalize(tables, shutil.rmtree, str(folder), True)
-    return tables
+    aggs = _LazyTables(folder, aggregates, prefix="_agg_")
+    tables.scratch = aggs.scratch = _Scratch(folder)
+    return tables, aggs
 
 
 def _close(con) -> None:

@@ -205,6 +205,22 @@ def sample_heavy(tmp_path_factory):
     return data, folder
 
 
+def test_aggregates_streamed_to_files_in_small_batches_equal_the_frames(sample_heavy, tmp_path):
+    """run_to_files writes each aggregate batch by batch (here 997 rows at a time, so every
+    large one spans many batches): read back, the files are the frames run() returns."""
+    _, folder = sample_heavy
+    as_of = as_of_instant("2026-09-27", "America/New_York")
+    con = backends.connect("duckdb")
+    tables = backends.parquet_tables(con, folder)
+    expected = backends.run(con, tables, as_of=as_of, timezone="America/New_York")
+    names = backends.run_to_files(con, tables, tmp_path, as_of=as_of, timezone="America/New_York",
+                                  batch_rows=997)
+    assert names == list(expected)
+    assert max(len(f) for f in expected.values()) > 5 * 997
+    for name, frame in expected.items():
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / f"_agg_{name}.parquet"), frame, obj=name)
+
+
 @pytest.mark.parametrize("tz", ["UTC", "America/New_York"])
 def test_duckdb_pushdown_gives_the_in_memory_numbers_on_the_sample(sample_heavy, tz):
     data, folder = sample_heavy
