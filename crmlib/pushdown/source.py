@@ -24,7 +24,10 @@ the default) when it is a folder whose ``activities.parquet`` has more than
 Settings in export.yaml: ``pushdown`` (true / false / auto), ``pushdown_window_days``
 (default :data:`WINDOW_DAYS`: the 12 periods of a weekly report, its year-ago
 comparison and a 52-week scan with its 8-week baseline), ``pushdown_memory`` (DuckDB's
-memory limit, default ``"1GB"``; it spills to disk beyond).
+memory limit; it spills to disk beyond. Default: 32 bytes per row of ``activities.parquet``
+between 1 and 4 GiB, i.e. 1 GiB up to 33M activities and 3 GiB at 100M, whose 13M
+owner-week-type groups DuckDB cannot aggregate in less; 1 GiB for a database). When the
+engine runs out of it, the load stops with one line naming the setting.
 """
 
 from __future__ import annotations
@@ -47,7 +50,9 @@ from . import backends
 
 PUSHDOWN_ROWS = 2_000_000  # activities rows from which a Parquet folder is read as a large source
 WINDOW_DAYS = 455  # 65 weeks of activity rows
-ENGINE_MEMORY = "1GB"
+ENGINE_MEMORY = "1GB"  # the engine's memory limit for a database source (a folder: see _engine_memory)
+ENGINE_BYTES_PER_ROW = 32
+ENGINE_MEMORY_RANGE = (1, 4)  # GiB
 HEAVY = backends.HEAVY_TABLES
 WINDOWED = ("activities",)  # the heavy tables whose rows come as a window (the others whole)
 #: the light tables audited in the engine, in an order in which every table a table refers to comes first
@@ -174,7 +179,7 @@ def _connect(source: str, m: Mapping, workdir: Path):
     if url is not None and not url.startswith("duckdb:///"):
         raise CrmConfigError(f"{safe_source_label(src)}: a large source in a database is read from "
                              "PostgreSQL or DuckDB; read other databases whole (`pushdown: false`)")
-    memory = str(m.raw.get("pushdown_memory", ENGINE_MEMORY))
+    memory = _engine_memory(src, m)
     con = ibis.duckdb.connect(str(workdir / "engine.duckdb"), memory_limit=memory,
                               temp_directory=str(workdir / "spill"), preserve_insertion_order=True)
     db_file = url[len("duckdb:///"):] if url is not None else (src if Path(src).suffix.lower() in _DB_SUFFIXES
@@ -182,6 +187,25 @@ def _connect(source: str, m: Mapping, workdir: Path):
     if db_file is not None:
         con.attach(str(Path(db_file).resolve()), "src", read_only=True)
     return con
+
+
+def _engine_memory(source: str, m: Mapping) -> str:
+    """DuckDB's memory limit: ``pushdown_memory`` from export.yaml, else by the size of the
+    activities (see the module's docstring)."""
+    if m.raw.get("pushdown_memory") is not None:
+        return str(m.raw["pushdown_memory"])
+    path = Path(source) / "activities.parquet"
+    if _is_database(source) or not path.exists():
+        return ENGINE_MEMORY
+    import pyarrow.parquet as pq
+
+    gib = pq.ParquetFile(path).metadata.num_rows * ENGINE_BYTES_PER_ROW / 2**30
+    low, high = ENGINE_MEMORY_RANGE
+    return f"{min(max(gib, low), high):.1f}GiB"
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    return type(exc).__name__ == "OutOfMemoryException"  # DuckDB's, however ibis raises it
 
 
 def _instant(value, tz: str) -> pd.Timestamp:
@@ -264,10 +288,15 @@ def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=
         release()
         for name, path in written.items():
             _canonical_file(path, keep / f"{name}.parquet", name, timezone)
-    except BaseException:
+    except BaseException as exc:
         import shutil
 
         shutil.rmtree(keep, ignore_errors=True)
+        if _out_of_memory(exc):
+            raise CrmConfigError(
+                f"{safe_source_label(source)}: the engine ran out of its memory limit "
+                f"({_engine_memory(str(source), m)}) while auditing or aggregating this export; set "
+                "pushdown_memory in export.yaml higher (e.g. pushdown_memory: 4GB)") from None
         raise
     finally:
         if con is not None:

@@ -445,3 +445,25 @@ def test_a_large_sources_engine_tables_are_read_when_first_used_and_their_files_
     del data, tables, deals
     gc.collect()
     assert not folder.exists()  # the clean rows' files are removed with the tables that read them
+
+
+def test_an_engine_out_of_memory_is_one_line_naming_the_setting(sample_parquet):
+    settings = yaml.safe_load((sample_parquet / "export.yaml").read_text())
+    with pytest.raises(Exception) as e:
+        open_data(sample_parquet, pushdown=True, mapping={**settings, "pushdown_memory": "2MB"})
+    assert type(e.value).__name__ == "CrmConfigError"
+    assert "ran out of its memory limit (2MB)" in str(e.value) and "pushdown_memory" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_the_engines_memory_follows_the_size_of_the_activities(sample_parquet, tmp_path, monkeypatch):
+    from crmlib.load import export_mapping
+
+    m = export_mapping(sample_parquet, None)
+    assert pushdown_source._engine_memory(str(sample_parquet), m) == "1.0GiB"  # the floor
+    monkeypatch.setattr(pushdown_source, "ENGINE_BYTES_PER_ROW", 2**30 * 3 / 32_000)  # as if 3 GiB of rows
+    assert pushdown_source._engine_memory(str(sample_parquet), m) == "3.0GiB"
+    monkeypatch.setattr(pushdown_source, "ENGINE_BYTES_PER_ROW", 2**30)
+    assert pushdown_source._engine_memory(str(sample_parquet), m) == "4.0GiB"  # the ceiling
+    m.raw["pushdown_memory"] = "2GB"
+    assert pushdown_source._engine_memory(str(sample_parquet), m) == "2GB"  # export.yaml's own
