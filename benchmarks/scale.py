@@ -8,9 +8,9 @@ aggregation step against the same aggregation written by hand in DuckDB SQL.
 The data is generated once by :mod:`crmlib.sample_large` into ``--data`` (default
 ``benchmarks/.data/<size>``, ignored by git) and reused. Measured, in one run:
 
-* **load + audit**: ``open_data`` on the large source (the light tables audited in pandas,
-  the heavy ones audited and aggregated in DuckDB), in a child process: wall time and peak
-  resident memory;
+* **load + audit**: ``open_data`` on the large source (the small tables audited in pandas,
+  the large light and the heavy ones audited, and the heavy ones aggregated, in DuckDB), in
+  a child process: wall time and peak resident memory;
 * **pack**: ``crm-reports run`` on it (every report, ``--jobs 1``): wall time, peak resident
   memory of the whole process tree (runner, workers, kernels; sampled every 100 ms; also
   the largest single process from ``getrusage(RUSAGE_CHILDREN)``; the processes the tree

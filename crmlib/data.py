@@ -10,7 +10,9 @@ auditing the export again.
 A large source (tens of millions of activities; see :mod:`crmlib.pushdown`) is audited and
 aggregated in an engine: its snapshot holds the light tables whole, ``stage_history`` and
 ``orders`` whole, the ``activities`` of a recent window, and :attr:`CrmData.aggregates`
-(the engine's aggregates of every clean row up to as_of). The metrics use the aggregates
+(the engine's aggregates of every clean row up to as_of). The engine writes them to
+Parquet files, and the tables (like those of a saved snapshot) are read from there when a
+report first asks for them. The metrics use the aggregates
 when a question reaches before the window, and refuse in one line what neither can answer.
 """
 
