@@ -4,7 +4,7 @@
 ``stage_history`` and ``orders`` of a large source the same checks run as Ibis
 expressions where the data lies, and only what the audit reports leaves the engine: the
 quarantined and flagged rows (a small share), the counts and the completeness. The
-clean rows stay in the engine as an expression (:attr:`HeavyAudit.kept`) that the
+clean rows stay in the engine as an expression (:attr:`EngineAudit.kept`) that the
 aggregations and the window of recent rows read.
 
 The checks, their order (which decides the check a quarantined row is listed under) and
@@ -50,14 +50,14 @@ from ..schema import EMAIL_RE, PHONE_RE, TABLES, spec
 from .backends import POSITION, quiet
 from .expressions import EPOCH, micros, to_micros
 
-__all__ = ["HeavyAudit", "typed_table", "audit_heavy", "merge_results"]
+__all__ = ["EngineAudit", "typed_table", "audit_in_engine", "merge_results"]
 
 _FIRST = "_first"  # position of the first of a group of duplicates
 
 
 @dataclass
-class HeavyAudit:
-    """One heavy table audited in the engine."""
+class EngineAudit:
+    """One table audited in the engine."""
 
     table: str
     source: str
@@ -343,15 +343,15 @@ def _reason(table: str, p, row_offset: int, extracted_at: pd.Timestamp, tz: str)
 
 
 # ----------------------------------------------------------------------------- the audit
-def audit_heavy(con, raw: ibis.Table, table: str, *, source: str, mapping: Mapping, light: AuditResult,
+def audit_in_engine(con, raw: ibis.Table, table: str, *, source: str, mapping: Mapping, light: AuditResult,
                 timezone: str, extracted_at: pd.Timestamp, row_offset: int = 1,
-                double_submission_minutes: float = 10.0, engine: dict[str, "HeavyAudit"] | None = None) -> HeavyAudit:
+                double_submission_minutes: float = 10.0, engine: dict[str, "EngineAudit"] | None = None) -> EngineAudit:
     """Audit one table in the engine (``raw``: the source table with ``_pos``).
 
     ``light`` is the audit of the tables read into pandas and ``engine`` the tables already
     audited in the engine: their kept keys decide the orphans, the kept stages the unknown
     stages, the kept deals the stage history entered before its deal. Returns a
-    :class:`HeavyAudit` whose ``kept`` stays in the engine.
+    :class:`EngineAudit` whose ``kept`` stays in the engine.
     """
     engine = engine or {}
     t, source_of, notes = typed_table(raw, table, mapping, name=source)
@@ -411,7 +411,7 @@ def audit_heavy(con, raw: ibis.Table, table: str, *, source: str, mapping: Mappi
     n_flagged = int(ff[POSITION].nunique()) if len(ff) else 0
     counts = _counts_row(table, source, n_in, n_q, n_flagged)
     completeness = _completeness(con, kept, table, list(source_of), n_in - n_q)
-    return HeavyAudit(table, source, kept, counts, quarantine, findings, completeness, notes, row_offset)
+    return EngineAudit(table, source, kept, counts, quarantine, findings, completeness, notes, row_offset)
 
 
 def _materialise(con, expr: ibis.Table, name: str) -> ibis.Table:
@@ -486,14 +486,15 @@ def _records(con, raw: ibis.Table, positions: pd.Series, record_columns: dict[st
     return out
 
 
-def _kept_keys(light: AuditResult, engine: dict[str, HeavyAudit]) -> dict[str, ibis.Table]:
+def _kept_keys(light: AuditResult, engine: dict[str, EngineAudit]) -> dict[str, ibis.Table]:
     """The kept keys of every audited table with a key, as one-column tables (named by the key)."""
     keys = {}
     for target, df in light.tables.items():
         key = spec(target).key
         if key:
-            keys[target] = ibis.memtable(pd.DataFrame({key: df[key].dropna().astype(str).drop_duplicates()
-                                                       .to_numpy()}))
+            with quiet():
+                keys[target] = ibis.memtable(pd.DataFrame({key: df[key].dropna().astype(str).drop_duplicates()
+                                                           .to_numpy()}))
     for target, h in engine.items():
         key = spec(target).key
         if key:
@@ -501,7 +502,7 @@ def _kept_keys(light: AuditResult, engine: dict[str, HeavyAudit]) -> dict[str, i
     return keys
 
 
-def _deals_created(light: AuditResult, engine: dict[str, HeavyAudit], dialect: str | None) -> ibis.Table | None:
+def _deals_created(light: AuditResult, engine: dict[str, EngineAudit], dialect: str | None) -> ibis.Table | None:
     """deal_id and ``_created_us`` (creation in microseconds) of the kept deals."""
     if "deals" in engine:
         kept = engine["deals"].kept
@@ -655,7 +656,7 @@ def history_missing_current_stage(con, kept_history: ibis.Table, deals: pd.DataF
     return pd.Series(np.isin(np.arange(len(deals)), idx.to_numpy()), index=deals.index)
 
 
-def flag_missing_current_stage(con, deals: HeavyAudit, kept_history: ibis.Table, timezone: str) -> None:
+def flag_missing_current_stage(con, deals: EngineAudit, kept_history: ibis.Table, timezone: str) -> None:
     """Flag the deals audited in the engine that have history but whose current stage never
     appears in it (:func:`history_missing_current_stage` for deals that stay in the engine):
     their findings and flagged count grow in place."""
@@ -685,9 +686,9 @@ def flag_missing_current_stage(con, deals: HeavyAudit, kept_history: ibis.Table,
 
 
 # ----------------------------------------------------------------------------- merging
-def merge_results(light: AuditResult, heavy: dict[str, HeavyAudit], *, deal_flags: pd.Series | None,
+def merge_results(light: AuditResult, engine: dict[str, EngineAudit], *, deal_flags: pd.Series | None,
                   deals_source: str | None, deals_rows: np.ndarray | None, timezone: str) -> AuditResult:
-    """The audit of the whole export: the light tables' result with the heavy tables' counts, quarantine,
+    """The audit of the whole export: the pandas audit's result with the engine tables' counts, quarantine,
     findings and completeness, and the deals flagged for their history, in the tables' order."""
     counts = light.counts.loc[light.counts["table"] != "all"].to_dict("records")
     findings = [light.findings]
@@ -710,7 +711,7 @@ def merge_results(light: AuditResult, heavy: dict[str, HeavyAudit], *, deal_flag
                 row["score"] = round(100.0 * (1 - (row["quarantined"] + 0.5 * row["flagged"]) / row["input"]), 1) \
                     if row["input"] else 100.0
         findings.append(extra)
-    counts += [h.counts for h in heavy.values()]
+    counts += [h.counts for h in engine.values()]
     order = {name: i for i, name in enumerate(TABLES)}
     counts.sort(key=lambda r: order[r["table"]])
     counts_df = pd.DataFrame(counts)
@@ -732,16 +733,16 @@ def merge_results(light: AuditResult, heavy: dict[str, HeavyAudit], *, deal_flag
         # built from records as crmlib.audit builds it, so every column gets the same dtype
         return pd.DataFrame(out.to_dict("records"), columns=columns)
 
-    quarantine = ordered([light.quarantine] + [h.quarantine for h in heavy.values()], QUARANTINE_COLUMNS)
-    findings_df = ordered(findings + [h.findings for h in heavy.values()], FINDING_COLUMNS)
+    quarantine = ordered([light.quarantine] + [h.quarantine for h in engine.values()], QUARANTINE_COLUMNS)
+    findings_df = ordered(findings + [h.findings for h in engine.values()], FINDING_COLUMNS)
     for frame in (quarantine, findings_df):
         if "dated_at" in frame.columns:
             frame["dated_at"] = pd.to_datetime(frame["dated_at"], utc=True).astype(f"datetime64[us, {timezone}]") \
                 if len(frame) else pd.Series(dtype=f"datetime64[us, {timezone}]")
     if "row" in quarantine.columns and len(quarantine):
         quarantine["row"] = quarantine["row"].astype("int64")
-    completeness = pd.concat([light.completeness] + [h.completeness for h in heavy.values()], ignore_index=True)
+    completeness = pd.concat([light.completeness] + [h.completeness for h in engine.values()], ignore_index=True)
     completeness["_t"] = completeness["table"].map(order)
     completeness = completeness.sort_values("_t", kind="stable").drop(columns="_t").reset_index(drop=True)
-    notes = list(light.notes) + [n for h in heavy.values() for n in h.notes]
+    notes = list(light.notes) + [n for h in engine.values() for n in h.notes]
     return AuditResult(dict(light.tables), quarantine, findings_df, counts_df, completeness, notes)

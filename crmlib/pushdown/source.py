@@ -224,7 +224,7 @@ def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=
     from ..audit import audit, empty_deals_error, no_deals_error
     from ..data import fingerprint_files, fingerprint_frames
     from ..periods import default_as_of
-    from .audit import audit_heavy, flag_missing_current_stage, history_missing_current_stage, merge_results
+    from .audit import audit_in_engine, flag_missing_current_stage, history_missing_current_stage, merge_results
 
     m = export_mapping(source, mapping)
     days = _window_days(m, window_days)
@@ -262,7 +262,7 @@ def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=
             audited: dict = {}
             for name in in_engine + HEAVY:  # each table after those it refers to
                 if name in raw:
-                    audited[name] = audit_heavy(con, raw[name], name, source=labels[name], mapping=m,
+                    audited[name] = audit_in_engine(con, raw[name], name, source=labels[name], mapping=m,
                                                 light=light, timezone=timezone, extracted_at=ext_ts,
                                                 row_offset=offsets[name], engine=audited)
             if in_engine and "deals" not in audited:

@@ -69,7 +69,7 @@ def test_postgres_audits_the_light_tables_as_pandas_does(databases, pg_server, c
     """The checks of deals, leads, contacts, accounts and tickets (double submissions, duplicate
     people and companies, malformed emails and phones, the deals' own checks) in PostgreSQL."""
     from crmlib.load import export_mapping
-    from crmlib.pushdown.audit import audit_heavy
+    from crmlib.pushdown.audit import audit_in_engine
 
     monkeypatch_module.setenv("CRM_DB_URL", pg_server.url)
     m = export_mapping(databases["postgresql"], SAMPLE_MAPPING)
@@ -81,7 +81,7 @@ def test_postgres_audits_the_light_tables_as_pandas_does(databases, pg_server, c
         for name in ("accounts", "deals", "leads", "contacts", "tickets"):
             t = con.table(name)
             t = t.mutate(_pos=t["export_row"].cast("int64")).drop("export_row")
-            h = audit_heavy(con, t, name, source=name, mapping=m, light=csv_sample, timezone="UTC",
+            h = audit_in_engine(con, t, name, source=name, mapping=m, light=csv_sample, timezone="UTC",
                             extracted_at=extracted, row_offset=0)
             for got, want, by, cols in ((h.quarantine, csv_sample.quarantine, ["row", "check"], q_cols),
                                         (h.findings, csv_sample.findings, ["row", "check", "column"], f_cols)):

@@ -364,13 +364,13 @@ def _engine_audits(folder, names=LIGHT):
     from crmlib.audit import audit
     from crmlib.load import export_mapping
     from crmlib.pushdown import backends
-    from crmlib.pushdown.audit import audit_heavy
+    from crmlib.pushdown.audit import audit_in_engine
 
     m = export_mapping(folder, None)
     extracted = pd.Timestamp(m.extracted_at).tz_localize("UTC")
     whole = audit(read_source(folder, mapping=m), timezone="UTC", extracted_at=extracted)
     con = ibis.duckdb.connect()
-    engine = {name: audit_heavy(con, backends.read_parquet(con, folder / f"{name}.parquet", name), name,
+    engine = {name: audit_in_engine(con, backends.read_parquet(con, folder / f"{name}.parquet", name), name,
                                 source=f"{name}.parquet", mapping=m, light=whole, timezone="UTC",
                                 extracted_at=extracted) for name in names}
     return whole, engine
