@@ -375,15 +375,25 @@ def _flag_duplicates(ta: _TableAudit, alive: pd.Series) -> None:
         if not dup.any():
             continue
         groups = norm[dup].groupby(norm[dup]).groups
-        for _, idx in groups.items():
-            ids = [str(df.at[i, t.key]) for i in idx]
-            for i in idx:
-                if i in flagged:
-                    continue
-                flagged.add(i)
-                others = ", ".join(x for x in ids if x != str(df.at[i, t.key]))[:80]
-                ta.flags.append((int(i), col, "duplicate_contact",
-                                 f"same normalised {col} as {others}"))
+        members = ([(int(i), str(df.at[i, t.key])) for i in idx] for idx in groups.values())
+        ta.flags.extend((pos, col, "duplicate_contact", reason)
+                        for pos, reason in duplicate_flags(col, members, flagged))
+
+
+def duplicate_flags(col: str, groups, flagged: set[int]) -> list[tuple[int, str]]:
+    """(position, reason) for each row of the groups of probable duplicates (each group: its
+    rows' (position, key) in row order) not flagged yet under an earlier value; the rows
+    join ``flagged``."""
+    out = []
+    for members in groups:
+        ids = [key for _, key in members]
+        for pos, key in members:
+            if pos in flagged:
+                continue
+            flagged.add(pos)
+            others = ", ".join(x for x in ids if x != key)[:80]
+            out.append((pos, f"same normalised {col} as {others}"))
+    return out
 
 
 _LEGAL = r"\b(inc|ltd|llc|gmbh|ag|sa|sarl|plc|co|corp|corporation|company|limited|oy|ab|bv|nv)\b"

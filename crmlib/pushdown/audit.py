@@ -43,7 +43,7 @@ import ibis
 import numpy as np
 import pandas as pd
 
-from ..audit import _LEGAL, FINDING_COLUMNS, QUARANTINE_COLUMNS, TOTAL_RE_STR, AuditResult
+from ..audit import _LEGAL, FINDING_COLUMNS, QUARANTINE_COLUMNS, TOTAL_RE_STR, AuditResult, duplicate_flags
 from ..errors import CrmConfigError, CrmDataError
 from ..load import Mapping, map_columns
 from ..schema import EMAIL_RE, PHONE_RE, TABLES, spec
@@ -587,17 +587,13 @@ def _duplicate_contacts(con, kept: ibis.Table, table: str, stamp) -> pd.DataFram
         if not len(got):
             continue
         got = got.sort_values([POSITION], kind="stable")
-        for _, group in got.groupby("_n", sort=True):
-            ids = group["_key"].astype(str).tolist()
-            for rec in group.to_dict("records"):
-                pos = int(rec[POSITION])
-                if pos in flagged:
-                    continue
-                flagged.add(pos)
-                others = ", ".join(x for x in ids if x != str(rec["_key"]))[:80]
-                rows.append({POSITION: pos, "_seq": 2000, "column": col, "check": "duplicate_contact",
-                             "value_s": f"same normalised {col} as {others}", "key": rec["_key"],
-                             "target": None, "_dated": rec.get("_dated")})
+        got[POSITION] = got[POSITION].astype("int64")
+        members = (list(zip(g[POSITION], g["_key"].astype(str))) for _, g in got.groupby("_n", sort=True))
+        at = got.set_index(POSITION)
+        for pos, reason in duplicate_flags(col, members, flagged):
+            rows.append({POSITION: pos, "_seq": 2000, "column": col, "check": "duplicate_contact",
+                         "value_s": reason, "key": at.at[pos, "_key"], "target": None,
+                         "_dated": at.at[pos, "_dated"] if "_dated" in at.columns else None})
     return pd.DataFrame(rows)
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import os
 import tempfile
 from datetime import timezone as dt_timezone
@@ -45,7 +46,7 @@ import pandas as pd
 from ..errors import CrmConfigError, CrmDataError
 from ..load import Mapping, export_mapping, is_database_url, read_source, resolve_url, safe_source_label
 from ..memory import release
-from ..schema import TABLES, _dtype, spec
+from ..schema import TABLES, empty_frame, spec
 from . import backends
 
 PUSHDOWN_ROWS = 2_000_000  # activities rows from which a Parquet folder is read as a large source
@@ -166,7 +167,7 @@ def _engine_sources(source: str, m: Mapping, con, names) -> tuple[dict, dict, li
     return tables, labels, files, offsets
 
 
-def _connect(source: str, m: Mapping, workdir: Path):
+def _connect(source: str, m: Mapping, workdir: Path, memory: str):
     """The engine: PostgreSQL for a PostgreSQL source, else DuckDB in a scratch file in
     ``workdir`` (where the typed heavy tables are materialised, compressed, once) with a
     DuckDB source attached read-only as ``src``."""
@@ -179,7 +180,6 @@ def _connect(source: str, m: Mapping, workdir: Path):
     if url is not None and not url.startswith("duckdb:///"):
         raise CrmConfigError(f"{safe_source_label(src)}: a large source in a database is read from "
                              "PostgreSQL or DuckDB; read other databases whole (`pushdown: false`)")
-    memory = _engine_memory(src, m)
     con = ibis.duckdb.connect(str(workdir / "engine.duckdb"), memory_limit=memory,
                               temp_directory=str(workdir / "spill"), preserve_insertion_order=True)
     db_file = url[len("duckdb:///"):] if url is not None else (src if Path(src).suffix.lower() in _DB_SUFFIXES
@@ -255,7 +255,8 @@ def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=
     own_tmp = workdir is None
     work = Path(tempfile.mkdtemp(prefix="crm-pushdown-")) if own_tmp else Path(workdir)
     keep = Path(tempfile.mkdtemp(prefix="crm-tables-"))  # the clean rows the tables read
-    con = _connect(str(source), m, work)
+    memory = _engine_memory(str(source), m)
+    con = _connect(str(source), m, work, memory)
     try:
         with backends.quiet():  # ibis' own deprecation notes
             raw, labels, files, offsets = _engine_sources(str(source), m, con, in_engine + HEAVY)
@@ -295,7 +296,7 @@ def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=
         if _out_of_memory(exc):
             raise CrmConfigError(
                 f"{safe_source_label(source)}: the engine ran out of its memory limit "
-                f"({_engine_memory(str(source), m)}) while auditing or aggregating this export; set "
+                f"({memory}) while auditing or aggregating this export; set "
                 "pushdown_memory in export.yaml higher (e.g. pushdown_memory: 4GB)") from None
         raise
     finally:
@@ -310,8 +311,8 @@ def read_large(source, *, timezone: str, mapping=None, extracted_at=None, as_of=
     if light_files or files:
         fp = fingerprint_files(light_files + files, m)
     else:  # a database: the clean rows and aggregates the engine wrote stand for its tables
-        fp = fingerprint_frames(dict(result.tables)) + fingerprint_files(sorted(keep.glob("*.parquet")), m)
-        fp = fingerprint_frames({"_": pd.DataFrame({"fp": [fp]})})
+        both = fingerprint_frames(dict(result.tables)) + fingerprint_files(sorted(keep.glob("*.parquet")), m)
+        fp = hashlib.sha256(both.encode()).hexdigest()[:16]
     meta = {
         "source": safe_source_label(source), "timezone": timezone, "currency": m.currency,
         "as_of": m.as_of, "extracted_at": ext_ts.isoformat(), "mapping": m.name,
@@ -396,8 +397,7 @@ def _canonical_file(path: Path, target: Path, table: str, timezone: str) -> Path
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    empty = pd.DataFrame({c.name: pd.Series(dtype=_dtype(c.kind, timezone)) for c in spec(table).columns})
-    schema = pa.Schema.from_pandas(empty, preserve_index=False)
+    schema = pa.Schema.from_pandas(empty_frame(table, timezone), preserve_index=False)
     source = pq.ParquetFile(path)
     with pq.ParquetWriter(target, schema) as writer:
         for batch in source.iter_batches(batch_size=500_000, columns=schema.names):
