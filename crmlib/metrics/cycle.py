@@ -317,7 +317,7 @@ def cycle_distribution(deals: pd.DataFrame, *, as_of: pd.Timestamp, by: str | Se
     group's deals open at ``as_of``). Fastest median first; groups with no closed deal
     in the window (only open ones) come last. A missing key (no segment) is a group.
     """
-    from scipy.stats import mannwhitneyu
+    from ..stats.compare import one_vs_rest
 
     by = [by] if isinstance(by, str) else list(by)
     if not by:
@@ -331,20 +331,20 @@ def cycle_distribution(deals: pd.DataFrame, *, as_of: pd.Timestamp, by: str | Se
     x_all = sel["cycle_days"].to_numpy(dtype="float64")
     group_of = _group_index(sel, keys, by)
     open_group = _group_index(open_, keys, by)
+    others_median, p_value = one_vs_rest(x_all, group_of, len(keys))  # one ranking for every group
+    open_counts = np.bincount(open_group, minlength=len(keys))
+    per_group = np.split(x_all[np.argsort(group_of, kind="stable")], np.cumsum(np.bincount(group_of,
+                         minlength=len(keys)))[:-1])
     rows = []
     for i in range(len(keys)):
-        mine = group_of == i
-        x, rest = x_all[mine], x_all[~mine]
+        x = per_group[i]
         s = _summary(x, outcome, None, as_of, alpha)
-        others = float(np.median(rest)) if len(rest) else np.nan
-        p = np.nan
-        if len(x) >= 3 and len(rest) >= 3:
-            p = float(mannwhitneyu(x, rest, alternative="two-sided").pvalue)
+        others, p = float(others_median[i]), float(p_value[i])
         rows.append({"deals": s.n, "median_days": s.median, "median_low": s.low, "median_high": s.high,
                      "q1_days": s.q1, "q3_days": s.q3, "p90_days": s.p90, "mean_days": s.mean,
                      "others_median_days": others,
                      "vs_others": s.median / others if others and others > 0 else np.nan,
-                     "p_value": p, "open_deals": int((open_group == i).sum())})
+                     "p_value": p, "open_deals": int(open_counts[i])})
     out = pd.concat([keys, pd.DataFrame(rows, index=keys.index)], axis=1)
     out["deals"] = out["deals"].astype("int64")
     out["open_deals"] = out["open_deals"].astype("int64")
@@ -724,11 +724,12 @@ def _group_index(d: pd.DataFrame, keys: pd.DataFrame, by) -> np.ndarray:
     """For each row of d, the position of its key in ``keys`` (missing values match missing)."""
     if not len(d):
         return np.zeros(0, dtype="int64")
-    lookup = {tuple("\0na" if _isna(v) else v for v in row): i
-              for i, row in enumerate(keys[list(by)].itertuples(index=False, name=None))}
-    rows = d[list(by)].itertuples(index=False, name=None)
-    return np.array([lookup.get(tuple("\0na" if _isna(v) else v for v in r), -1) for r in rows],
-                    dtype="int64")
+
+    def index(frame: pd.DataFrame) -> pd.Index:
+        cols = [frame[c].astype(object).where(frame[c].notna(), "\0na") for c in by]
+        return pd.Index(cols[0]) if len(cols) == 1 else pd.MultiIndex.from_arrays(cols)
+
+    return np.asarray(index(keys).get_indexer(index(d)), dtype="int64")
 
 
 def _isna(v) -> bool:
