@@ -64,7 +64,7 @@ from ..periods import _as_date, ensure_instant, working_days
 from ..pushdown.info import pushdown_info
 from .catalogue import metric
 
-__all__ = ["METRICS", "STATUSES", "GoalSummary", "goal_actuals", "goal_progress", "goal_summary",
+__all__ = ["METRICS", "STATUSES", "ACTIVITY_COLUMNS", "LEAD_COLUMNS", "GoalSummary", "goal_actuals", "goal_progress", "goal_summary",
            "attainment_history", "off_pace"]
 
 #: the metrics a target can have, in the order reports show them
@@ -73,8 +73,11 @@ METRICS = ("revenue", "won_deals", "calls", "meetings", "new_leads")
 STATUSES = ("reached", "on pace", "at risk", "off pace", "missed", "too early", "not started",
             "no working days", "no data")
 AMOUNT_COL = "amount_rep"
+ACTIVITY_COLUMNS = ("type", "owner_id", "created_at", "due_at", "completed_at")  # what calls and meetings read
+LEAD_COLUMNS = ("owner_id", "created_at")  # what new_leads reads
 _LEVELS = ("team", "owner", "none")
 _DAY = pd.Timedelta(days=1)
+_PLACE_LIMIT = 2**62  # (keys x microseconds spanned) up to which _sum_windows places events without ranking times
 
 
 # ----------------------------------------------------------------------------- actuals
@@ -504,17 +507,43 @@ def _sum_windows(frame, rows, events, *, key, key_col, until) -> None:
         return
     starts = frame.loc[rows, "period_start"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
     stops = until[np.asarray(frame.index.get_indexer(rows))]
-    ev = events.loc[events[key_col].notna()].sort_values([key_col, "when"], kind="stable")
-    cols = ["value", "n", "missing"]
-    groups = {k: (g["when"].to_numpy(), np.vstack([np.zeros(3), np.cumsum(g[cols].to_numpy(), axis=0)]))
-              for k, g in ev.groupby(key_col, sort=False)}
+    ev = events.loc[events[key_col].notna()]
     sums = np.zeros((len(rows), 3))
-    for i, k in enumerate(key.to_numpy()):
-        if k not in groups or stops[i] <= starts[i]:
-            continue
-        when, cum = groups[k]
-        lo, hi = np.searchsorted(when, [starts[i], stops[i]], side="left")
-        sums[i] = cum[hi] - cum[lo]
+    codes, keys = pd.factorize(ev[key_col], sort=False)
+    code_of_row = pd.Index(keys).get_indexer(pd.Index(key.to_numpy()))  # -1: a key without events
+    if len(ev):
+        # every event's place in one sort by (key, time): a row's events are the slice between
+        # the places of (its key, start) and (its key, stop), summed at once for every row
+        when = ev["when"].to_numpy().astype("datetime64[us]").view("int64")
+        first = int(when.min())
+        width = int(when.max()) - first + 2  # a time's offset from the first event, and one past the last
+        if width * (len(keys) + 1) < _PLACE_LIMIT:
+            def offset(t):
+                t = np.asarray(t).astype("datetime64[us]").view("int64")
+                return np.clip(t - first, 0, width - 1)
+        else:  # too long a span for that many keys: rank the times instead
+            times = np.unique(when)
+            width = len(times) + 1
+
+            def offset(t):
+                return np.searchsorted(times, np.asarray(t).astype("datetime64[us]").view("int64"))
+        place = codes.astype("int64") * width + offset(ev["when"].to_numpy())
+        order = np.argsort(place, kind="stable")
+        place = place[order]
+        ok = (code_of_row >= 0) & (stops > starts)
+        base = np.where(ok, code_of_row, 0).astype("int64") * width
+        lo = np.searchsorted(place, base + offset(starts), side="left")
+        hi = np.searchsorted(place, base + offset(stops), side="left")
+        ok &= hi > lo
+        # np.add.reduceat sums [lo, hi) directly (no running totals to subtract); with the rows in
+        # the order of lo, the stretches between one row's hi and the next row's lo add up to
+        # one pass over the events at most
+        by_lo = np.argsort(lo, kind="stable")
+        bounds = np.minimum(np.column_stack([lo[by_lo], hi[by_lo]]).ravel(), len(ev))
+        for j, col in enumerate(("value", "n", "missing")):
+            v = np.r_[ev[col].to_numpy(dtype="float64")[order], 0.0]
+            sums[by_lo, j] = np.add.reduceat(v, bounds)[::2]
+        sums[~ok] = 0.0
     frame.loc[rows, "actual"] = sums[:, 0]
     frame.loc[rows, "events"] = np.rint(sums[:, 1]).astype("int64")
     frame.loc[rows, "missing_amount"] = np.rint(sums[:, 2]).astype("int64")

@@ -126,6 +126,20 @@ def test_actuals_follow_the_definitions_for_each_metric(progress):
     assert row(progress, "new_leads", "u2")["actual"] == 3.0  # L1-L3 (L3 at 23:59 on the last day)
 
 
+def test_actuals_are_the_same_when_the_span_is_too_long_to_place_events_by_microsecond(monkeypatch, progress):
+    """Events are placed by (key, microsecond); a span too long for that falls back to ranking
+    the times. Both give the hand-computed actuals above."""
+    import crmlib.metrics.goals as g
+
+    monkeypatch.setattr(g, "_PLACE_LIMIT", 0)
+    ranked = goal_progress(TARGETS, **KW)
+    assert row(ranked, "revenue", "u1")["actual"] == 5000.0
+    assert row(ranked, "calls", "u1")["actual"] == 5.0
+    assert row(ranked, "new_leads", "u2")["actual"] == 3.0
+    cols = ["metric", "level", "owner_id", "team", "actual", "events", "missing_amount"]
+    pd.testing.assert_frame_equal(ranked[cols], progress[cols])
+
+
 def test_a_won_deal_without_amount_adds_nothing_but_is_counted_as_missing():
     extra = pd.DataFrame({"deal_id": s(["D8"]), "owner_id": s(["u1"]), "status": s(["won"]),
                           "created_at": ts(["2026-08-01"]), "closed_at": ts(["2026-09-09 10:00"]),
