@@ -34,8 +34,12 @@ from .pipeline import deal_status_at
 __all__ = [
     "MarketingRoi", "CrmRoi", "campaign_performance", "channel_performance", "negative_roi_campaigns",
     "high_bounce_channels", "marketing_roi", "mailing_list_growth", "campaign_attribution",
-    "crm_roi", "crm_roi_sensitivity", "CRM_ROI_COST_LINES", "CRM_ROI_GAIN_LINES",
+    "crm_roi", "crm_roi_sensitivity", "CRM_ROI_COST_LINES", "CRM_ROI_GAIN_LINES", "LEAD_COLUMNS",
+    "CONTACT_COLUMNS",
 ]
+
+LEAD_COLUMNS = ("lead_id", "created_at", "campaign_id", "deal_id", "email")  # what report 12 reads of leads
+CONTACT_COLUMNS = ("email", "created_at", "account_id")  # ... and of contacts
 
 AMOUNT_COL = "amount_rep"
 _REACH = ("spend", "impressions", "clicks", "sends", "opens", "bounces")
