@@ -93,6 +93,28 @@ class CrmData:
             return self.tables.columns(name, columns)
         return _columns_of(name, self.tables[name], columns)
 
+    def dating(self) -> dict[str, pd.DataFrame]:
+        """Every dated table with its dating column alone (``TableSpec.dated_by``): what the
+        data-quality trend counts. Read from a snapshot column by column, so the data-audit
+        report never holds the large tables whole."""
+        out = {}
+        for name in list(self.tables):
+            try:
+                col = spec(name).dated_by
+            except Exception:  # a table outside the canonical schema
+                continue
+            if col is None:
+                continue
+            if isinstance(self.tables, _LazyTables) and name not in self.tables.loaded:
+                import pyarrow.parquet as pq
+
+                have = pq.read_schema(self.tables.folder / f"{self.tables.prefix}{name}.parquet").names
+            else:
+                have = list(self.tables[name].columns)
+            if col in have:
+                out[name] = self.table(name, columns=[col])
+        return out
+
     def rows(self, name: str) -> int:
         """The number of rows of a clean table, without reading a table not read yet (0 when the
         export does not have it)."""

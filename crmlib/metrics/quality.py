@@ -113,8 +113,9 @@ def history_problems(findings: pd.DataFrame) -> pd.DataFrame:
     return findings[mask].reset_index(drop=True)
 
 
-def _dates_of(tables: dict[str, pd.DataFrame]) -> pd.Series:
-    """The dating timestamp (TableSpec.dated_by) of every kept row of every dated table."""
+def _dates_of(tables: dict[str, pd.DataFrame]) -> list[pd.Series]:
+    """The dating timestamp (TableSpec.dated_by) of every kept row, one Series per dated table
+    (counted table by table: never concatenated, as a large export's tables hold 100Ms of rows)."""
     from ..schema import spec
 
     parts = []
@@ -125,7 +126,7 @@ def _dates_of(tables: dict[str, pd.DataFrame]) -> pd.Series:
             continue
         if col is not None and col in frame.columns and len(frame):
             parts.append(frame[col])
-    return pd.concat(parts, ignore_index=True) if parts else pd.Series(dtype="datetime64[us, UTC]")
+    return parts
 
 
 @metric(report="01", unit="score")
@@ -136,8 +137,7 @@ def quality_as_it_stood(counts: pd.DataFrame, tables: dict[str, pd.DataFrame], q
     0.5 x flagged) / rows)). Undated rows and undated tables count at every date, so with
     ``before = as_of`` this is the overall score exactly; None when no row is left."""
     total = counts[counts["table"] == "all"].iloc[0]
-    kept = _dates_of(tables)
-    recent_kept = int(((kept >= before) & (kept < as_of)).sum())
+    recent_kept = sum(int(((kept >= before) & (kept < as_of)).sum()) for kept in _dates_of(tables))
 
     def recent(frame: pd.DataFrame) -> pd.DataFrame:
         if not len(frame):
@@ -165,11 +165,9 @@ def weekly_problem_share(tables: dict[str, pd.DataFrame], quarantine: pd.DataFra
     from ..stats.spikes import weekly_spikes
 
     tz = getattr(as_of, "tz", None)
-    kept = _dates_of(tables)
     bad = pd.concat([quarantine[["table", "row", "dated_at"]],
                      findings[["table", "row", "dated_at"]]], ignore_index=True) \
         .drop_duplicates(["table", "row"])
-    good_dates = kept[kept < as_of]
     problem_dates = bad["dated_at"].dropna()
     problem_dates = problem_dates[problem_dates < as_of]
     quarantined_dates = quarantine["dated_at"].dropna()
@@ -179,7 +177,8 @@ def weekly_problem_share(tables: dict[str, pd.DataFrame], quarantine: pd.DataFra
         local = s.dt.tz_convert(tz) if tz is not None else s
         return local.dt.tz_localize(None).dt.normalize() - pd.to_timedelta(local.dt.day_of_week, unit="D")
 
-    rows = pd.concat([week_of(good_dates), week_of(quarantined_dates)]).value_counts()
+    counted = [week_of(kept[kept < as_of]).value_counts() for kept in _dates_of(tables)]
+    rows = pd.concat([*counted, week_of(quarantined_dates).value_counts()]).groupby(level=0).sum()
     events = week_of(problem_dates).value_counts()
     per_week = pd.DataFrame({"n": rows, "events": events}).fillna(0).astype("int64").sort_index()
     end_local = (as_of.tz_convert(tz) if tz is not None else as_of).tz_localize(None) - pd.Timedelta(microseconds=1)

@@ -190,6 +190,28 @@ def test_a_report_reads_only_the_columns_it_asks_for_with_the_window_kept(large,
     assert fresh.get("activities", columns=cols) is None and fresh.get("activities") is None
 
 
+def test_the_data_audit_reads_each_dated_table_by_its_dating_column_alone(large, tmp_path):
+    """Report 01's quality trend counts rows by date: from a snapshot it reads one column of
+    each dated table and loads no table whole, with the numbers of the whole tables."""
+    from crmlib.metrics import quality
+    from crmlib.schema import spec
+
+    back = CrmData.load(large.save(tmp_path / "snap"))
+    dating = back.dating()
+    assert not back.tables.loaded  # no table read whole
+    assert set(dating) == {n for n in large.tables if spec(n).dated_by}
+    for name, frame in dating.items():
+        assert list(frame.columns) == [spec(name).dated_by]
+        pd.testing.assert_series_equal(frame.iloc[:, 0], large.tables[name][spec(name).dated_by])
+    args = (back.quarantine, back.findings)
+    pd.testing.assert_frame_equal(quality.weekly_problem_share(dating, *args, as_of=AS_OF, weeks=20),
+                                  quality.weekly_problem_share(large.tables, *args, as_of=AS_OF, weeks=20))
+    before = AS_OF - pd.Timedelta(days=90)
+    assert quality.quality_as_it_stood(back.counts, dating, *args, before=before, as_of=AS_OF) == \
+        quality.quality_as_it_stood(large.counts, large.tables, *args, before=before, as_of=AS_OF)
+    assert set(large.dating()) == set(dating)  # in memory the same
+
+
 def test_a_parquet_folder_with_many_activities_is_read_as_a_large_source(sample_parquet, monkeypatch):
     settings = yaml.safe_load((sample_parquet / "export.yaml").read_text())
     assert not pushdown_source.pushdown_wanted(sample_parquet, _mapping(settings), None)
