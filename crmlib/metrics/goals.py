@@ -64,8 +64,8 @@ from ..periods import _as_date, ensure_instant, working_days
 from ..pushdown.info import pushdown_info
 from .catalogue import metric
 
-__all__ = ["METRICS", "STATUSES", "ACTIVITY_COLUMNS", "LEAD_COLUMNS", "GoalSummary", "goal_actuals", "goal_progress", "goal_summary",
-           "attainment_history", "off_pace"]
+__all__ = ["METRICS", "STATUSES", "ACTIVITY_COLUMNS", "LEAD_COLUMNS", "GoalSummary", "goal_actuals",
+           "goal_progress", "goal_summary", "attainment_history", "off_pace"]
 
 #: the metrics a target can have, in the order reports show them
 METRICS = ("revenue", "won_deals", "calls", "meetings", "new_leads")
