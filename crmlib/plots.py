@@ -215,7 +215,8 @@ def plot_quality_scores(data: pd.DataFrame, *, threshold: float = 90.0, ax: Axes
         line = ax.axvline(float(overall.iloc[0]), color="black", linestyle="--", linewidth=1.2,
                           label=f"overall: {float(overall.iloc[0]):.1f}")
         line.set_gid("overall")
-        ax.legend(loc="lower left", frameon=True)
+        # beside the bars, not on them (the lowest bar is the weakest table, the one to read)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     ax.set_xlim(0, 100)
     ax.set_xlabel("data-quality score (100 = every row clean)")
     if title is None:
