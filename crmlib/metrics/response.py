@@ -50,7 +50,11 @@ __all__ = [
     "LIMITS_MIN", "MISSED_OUTCOMES", "WEEKDAYS", "first_touches", "speed_to_lead", "response_within",
     "response_curve", "inbound_calls", "missed_call_rate", "missed_call_share", "callback_summary",
     "missed_call_alerts", "call_heatmap", "call_handling", "ShareDifference", "share_difference",
+    "LEAD_COLUMNS",
 ]
+
+#: the lead columns first_touches reads (report 06 reads only these of a large leads table)
+LEAD_COLUMNS = ("lead_id", "created_at", "owner_id", "source", "campaign_id", "status")
 
 #: the time limits of speed to lead, in minutes: 5 minutes, 1 hour, 1 day
 LIMITS_MIN = (5, 60, 1440)
@@ -90,8 +94,7 @@ def first_touches(leads: pd.DataFrame, activities: pd.DataFrame, as_of: pd.Times
     as_of = ensure_instant(as_of)
     _require(leads, ("lead_id", "created_at"), "leads")
     _require(activities, ("lead_id", "type", "direction", "created_at"), "activities")
-    keep = [c for c in ("lead_id", "created_at", "owner_id", "source", "campaign_id", "status")
-            if c in leads.columns]
+    keep = [c for c in LEAD_COLUMNS if c in leads.columns]
     require_rows(activities, start, what="speed to lead")
     lead = leads.loc[leads["created_at"] < as_of, keep]
     if start is not None:
