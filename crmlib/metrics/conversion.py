@@ -41,8 +41,11 @@ __all__ = [
     "CohortWindow", "Funnel", "SourceComparison", "cohort_window", "lead_outcomes",
     "lead_conversion", "deals_by_source", "source_table", "rank_sources", "source_vs_others",
     "source_comparisons", "conversion_change", "leads_by_period", "stage_funnel", "lost_deals",
-    "lost_summary", "lost_reason_changes",
+    "lost_summary", "lost_reason_changes", "LEAD_COLUMNS",
 ]
+
+#: the lead columns report 03 uses: lead_conversion and leads_by_period by source
+LEAD_COLUMNS = ("lead_id", "created_at", "converted_at", "deal_id", "source")
 
 AMOUNT_COL = "amount_rep"
 NOT_RECORDED = "(not recorded)"
