@@ -97,21 +97,14 @@ class CrmData:
         """Every dated table with its dating column alone (``TableSpec.dated_by``): what the
         data-quality trend counts. Read from a snapshot column by column, so the data-audit
         report never holds the large tables whole."""
+        from .schema import dating_column
+
         out = {}
         for name in list(self.tables):
-            try:
-                col = spec(name).dated_by
-            except Exception:  # a table outside the canonical schema
-                continue
-            if col is None:
-                continue
-            if isinstance(self.tables, _LazyTables) and name not in self.tables.loaded:
-                import pyarrow.parquet as pq
-
-                have = pq.read_schema(self.tables.folder / f"{self.tables.prefix}{name}.parquet").names
-            else:
-                have = list(self.tables[name].columns)
-            if col in have:
+            col = dating_column(name)
+            have = self.tables.column_names(name) if isinstance(self.tables, _LazyTables) \
+                else self.tables[name].columns
+            if col is not None and col in have:
                 out[name] = self.table(name, columns=[col])
         return out
 
@@ -268,12 +261,18 @@ class _LazyTables(MutableMapping):
         already (not kept: each call reads them again)."""
         if name in self.loaded:
             return _columns_of(name, self.loaded[name], columns)
+        _check_columns(name, self.column_names(name), columns)
+        return self._read(name, columns)
+
+    def column_names(self, name: str) -> list[str]:
+        """A table's columns, from its file's schema unless it is read already."""
+        if name in self.loaded:
+            return list(self.loaded[name].columns)
         if name not in self.names:
             raise KeyError(name)
         import pyarrow.parquet as pq
 
-        _check_columns(name, pq.read_schema(self.folder / f"{self.prefix}{name}.parquet").names, columns)
-        return self._read(name, columns)
+        return pq.read_schema(self.folder / f"{self.prefix}{name}.parquet").names
 
     def rows(self, name: str) -> int:
         """A table's number of rows, from its file's metadata unless it is read already."""

@@ -282,6 +282,13 @@ _table("fx_rates", "Exchange rates to the reporting currency.", [
 TABLE_ORDER = tuple(TABLES)
 
 
+def dating_column(table: str) -> str | None:
+    """The column that dates a row of ``table`` (:attr:`TableSpec.dated_by`); None for an
+    undated table or one outside the canonical schema."""
+    t = TABLES.get(table)
+    return t.dated_by if t is not None else None
+
+
 def spec(table: str) -> TableSpec:
     """The spec of a canonical table, or a clear error naming the known ones."""
     try:

@@ -116,14 +116,11 @@ def history_problems(findings: pd.DataFrame) -> pd.DataFrame:
 def _dates_of(tables: dict[str, pd.DataFrame]) -> list[pd.Series]:
     """The dating timestamp (TableSpec.dated_by) of every kept row, one Series per dated table
     (counted table by table: never concatenated, as a large export's tables hold 100Ms of rows)."""
-    from ..schema import spec
+    from ..schema import dating_column
 
     parts = []
     for name, frame in tables.items():
-        try:
-            col = spec(name).dated_by
-        except Exception:  # a table outside the canonical schema
-            continue
+        col = dating_column(name)
         if col is not None and col in frame.columns and len(frame):
             parts.append(frame[col])
     return parts
