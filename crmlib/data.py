@@ -36,6 +36,8 @@ from .memory import one_chunk, release
 from .schema import TABLES, spec
 
 SNAPSHOT_VERSION = 1
+#: the tables :meth:`CrmData.scan` can leave in a large snapshot's file (the metrics reading them accept a scan)
+SCANNABLE = ("stage_history",)
 
 
 @dataclass
@@ -51,6 +53,7 @@ class CrmData:
     meta: dict = field(default_factory=dict)
     #: a large source's aggregates of the heavy tables (crmlib.pushdown.AGGREGATES); empty otherwise
     aggregates: MutableMapping[str, pd.DataFrame] = field(default_factory=dict)
+    _scans: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.tables, _LazyTables):
@@ -123,6 +126,30 @@ class CrmData:
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.table(name)
+
+    def scan(self, name: str):
+        """A table for the metrics that can have an engine reduce it where it lies; None when the
+        export does not have it.
+
+        From the snapshot of a large source, a table in :data:`SCANNABLE` not read yet comes
+        back as a :class:`crmlib.pushdown.scan.ParquetScan`: the metrics that take it
+        (``stage_at``, ``open_pipeline``, ``pipeline_changes``, ``stalled_deals``,
+        ``stage_visits``, ``stage_time_norms``, ``stage_time_table``) ask DuckDB for the
+        few rows they need, and the table never enters memory. Otherwise (a small source, a
+        table read already, a filtered or masked view) it is the table itself, and the
+        metrics give the same numbers from it.
+        """
+        spec(name)
+        if name not in self.tables:
+            return None
+        lazy = isinstance(self.tables, _LazyTables)
+        if name in SCANNABLE and lazy and name not in self.tables.loaded and self.meta.get("pushdown"):
+            if name not in self._scans:
+                from .pushdown.scan import ParquetScan
+
+                self._scans[name] = ParquetScan(name, self.tables.path(name))
+            return self._scans[name]
+        return self.tables[name]
 
     # ------------------------------------------------------------ persistence
     def save(self, folder: str | os.PathLike) -> Path:
@@ -249,9 +276,13 @@ class _LazyTables(MutableMapping):
             self.loaded[name] = self._read(name)
         return self.loaded[name]
 
+    def path(self, name: str) -> Path:
+        """A table's Parquet file."""
+        return self.folder / f"{self.prefix}{name}.parquet"
+
     def _read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """A table's file (or some of its columns) as a frame, text columns in one block each."""
-        df = one_chunk(pd.read_parquet(self.folder / f"{self.prefix}{name}.parquet", columns=columns))
+        df = one_chunk(pd.read_parquet(self.path(name), columns=columns))
         df = self.on_load(name, df) if self.on_load else df
         release()  # what Arrow used while reading the file
         return df
@@ -272,7 +303,7 @@ class _LazyTables(MutableMapping):
             raise KeyError(name)
         import pyarrow.parquet as pq
 
-        return pq.read_schema(self.folder / f"{self.prefix}{name}.parquet").names
+        return pq.read_schema(self.path(name)).names
 
     def rows(self, name: str) -> int:
         """A table's number of rows, from its file's metadata unless it is read already."""
@@ -282,7 +313,7 @@ class _LazyTables(MutableMapping):
             raise KeyError(name)
         import pyarrow.parquet as pq
 
-        return pq.ParquetFile(self.folder / f"{self.prefix}{name}.parquet").metadata.num_rows
+        return pq.ParquetFile(self.path(name)).metadata.num_rows
 
     def __contains__(self, name) -> bool:
         return name in self.names

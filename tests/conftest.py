@@ -33,3 +33,22 @@ def write_export(tmp_path):
         return out
 
     return _write
+
+
+@pytest.fixture(params=["frame", "scan"])
+def history_as(request, tmp_path):
+    """A ``stage_history`` frame as the metrics can be handed it: the frame itself, or a scan
+    of it written to Parquet (``CrmData.scan`` of a large snapshot: DuckDB reduces the file),
+    so each hand-computed history test checks both paths."""
+    from crmlib.pushdown.scan import ParquetScan
+
+    files = iter(range(1000))
+
+    def make(frame):
+        if request.param == "frame":
+            return frame
+        path = tmp_path / f"stage_history_{next(files)}.parquet"
+        frame.to_parquet(path, index=False)
+        return ParquetScan("stage_history", path)
+
+    return make

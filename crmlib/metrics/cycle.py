@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..errors import CrmDataError
 from ..periods import ensure_instant
+from ..pushdown.scan import is_scan
 from .catalogue import metric
 
 __all__ = ["stage_visits", "stage_time_norms"]
@@ -46,8 +47,12 @@ def _last_visits(history: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
     """Each deal's last stage visit before as_of: deal_id, stage, entered_at (the visit's first entry).
 
     The same rows as the last visit per deal of :func:`stage_visits`, without building
-    every visit (a large export's history has millions).
+    every visit (a large export's history has millions). A scan of the table
+    (:class:`crmlib.pushdown.scan.ParquetScan`) asks DuckDB for them.
     """
+    if is_scan(history):
+        engine = _engine(history)
+        return engine.last_visits(history, as_of=as_of)
     return _visit_starts(history, ensure_instant(as_of), last_only=True)[0]
 
 
@@ -57,7 +62,8 @@ def stage_visits(history: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
 
     Parameters
     ----------
-    history : the canonical ``stage_history`` table (deal_id, stage, entered_at).
+    history : the canonical ``stage_history`` table (deal_id, stage, entered_at), or a
+        scan of it (:meth:`crmlib.data.CrmData.scan`: DuckDB reads the snapshot's file).
     as_of : the instant "now"; history rows entered at or after it are ignored.
 
     Returns
@@ -69,17 +75,22 @@ def stage_visits(history: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
     counts). Rows are ordered by deal_id and entered_at.
     """
     as_of = ensure_instant(as_of)
-    h, deal = _visit_starts(history, as_of)
-
-    next_same_deal = pd.Series(np.r_[deal[:-1] == deal[1:], False] if len(deal) else np.zeros(0, bool),
-                               index=h.index)
-    left_at = h["entered_at"].shift(-1).where(next_same_deal)
-    next_stage = h["stage"].shift(-1).where(next_same_deal)
+    if is_scan(history):
+        engine = _engine(history)
+        h = engine.visits(history, as_of=as_of)
+        visit, left_at, next_stage = h["visit"].astype("int64"), h["left_at"], h["next_stage"]
+    else:
+        h, deal = _visit_starts(history, as_of)
+        next_same_deal = pd.Series(np.r_[deal[:-1] == deal[1:], False] if len(deal) else np.zeros(0, bool),
+                                   index=h.index)
+        left_at = h["entered_at"].shift(-1).where(next_same_deal)
+        next_stage = h["stage"].shift(-1).where(next_same_deal)
+        visit = pd.Series(deal, index=h.index).groupby(deal, sort=False).cumcount() + 1
     completed = left_at.notna()
     until = left_at.where(completed, as_of)
     out = pd.DataFrame({
         "deal_id": h["deal_id"],
-        "visit": pd.Series(deal, index=h.index).groupby(deal, sort=False).cumcount() + 1,
+        "visit": visit,
         "stage": h["stage"],
         "entered_at": h["entered_at"],
         "left_at": left_at.astype(h["entered_at"].dtype),
@@ -97,7 +108,7 @@ def stage_time_norms(history: pd.DataFrame, *, as_of: pd.Timestamp, quantile: fl
 
     Parameters
     ----------
-    history : the canonical ``stage_history`` table.
+    history : the canonical ``stage_history`` table, or a scan of it (see :func:`stage_visits`).
     as_of : the instant "now" (see :func:`stage_visits`).
     quantile : which quantile is the stalled-deal norm (``norm_days``); 0.9 by default.
     min_completed : stages with fewer completed visits get no norm (NaN), because a
@@ -110,6 +121,9 @@ def stage_time_norms(history: pd.DataFrame, *, as_of: pd.Timestamp, quantile: fl
     visits), ordered by stage name. Stages without completed visits have NaN times.
     """
     _check_quantile(quantile)
+    if is_scan(history):  # DuckDB reduces the snapshot's file to the norms
+        engine = _engine(history)
+        return engine.stage_norms(history, as_of=as_of, quantile=quantile, min_completed=min_completed)
     return _norms(stage_visits(history, as_of=as_of), quantile, min_completed)
 
 
@@ -140,6 +154,14 @@ def _norms(v: pd.DataFrame, quantile: float, min_completed: int, *, totals: bool
         out["total_days"] = out["total_days"].fillna(0.0)  # a stage with no completed visit took 0 days
     out.index.name = "stage"
     return out.reset_index()
+
+
+def _engine(history):
+    """The DuckDB twins of this module's history functions, for a scan with the canonical columns."""
+    from ..pushdown import history as engine
+
+    _require(history, ("deal_id", "stage", "entered_at"), "stage_history")
+    return engine
 
 
 def _require(frame: pd.DataFrame, cols, table: str) -> None:
@@ -638,7 +660,7 @@ def stage_time_table(history: pd.DataFrame, *, as_of: pd.Timestamp, stages: pd.D
 
     Parameters
     ----------
-    history : the canonical ``stage_history`` table.
+    history : the canonical ``stage_history`` table, or a scan of it (see :func:`stage_visits`).
     as_of : the instant "now".
     stages : the ``stages`` table; when given, rows follow the pipeline order and closed
         stages (won/lost, where deals do not wait) are left out. Without it, stages are
@@ -652,8 +674,15 @@ def stage_time_table(history: pd.DataFrame, *, as_of: pd.Timestamp, stages: pd.D
     share_of_time (total_days / all stages' total_days: which stage eats the time).
     """
     _check_quantile(quantile)
-    v = stage_visits(history, as_of=as_of)  # built once for the norms and the totals
-    out = _norms(v, quantile, 1, totals=True).set_index("stage")
+    if is_scan(history):  # DuckDB reduces the snapshot's file to one row per stage
+        engine = _engine(history)
+        out = engine.stage_norms(history, as_of=as_of, quantile=quantile, min_completed=1,
+                                 totals=True).set_index("stage")
+        position = out.pop("position")
+    else:
+        v = stage_visits(history, as_of=as_of)  # built once for the norms and the totals
+        out = _norms(v, quantile, 1, totals=True).set_index("stage")
+        position = v.groupby("stage")["visit"].median().reindex(out.index)
     if stages is not None and len(stages):
         _require(stages, ("stage", "order"), "stages")
         info = stages.groupby("stage")
@@ -663,7 +692,6 @@ def stage_time_table(history: pd.DataFrame, *, as_of: pd.Timestamp, stages: pd.D
             out = out.loc[~out.index.isin(closed.index[closed])]
         out["_order"] = out.index.map(order).astype("float64")
     else:  # stages no deal ever left (won, lost) last, the others where deals usually meet them
-        position = v.groupby("stage")["visit"].median().reindex(out.index)
         out["_order"] = position.where(out["completed"] > 0, np.inf)
     total = out["total_days"].sum()
     out["share_of_time"] = out["total_days"] / total if total > 0 else np.nan

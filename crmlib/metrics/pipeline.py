@@ -29,9 +29,10 @@ from ..errors import CrmDataError, MissingTableError
 from ..money import require_single_currency
 from ..periods import ensure_instant
 from ..pushdown.info import require_rows
+from ..pushdown.scan import is_scan
 from ..stats.intervals import Proportion, wilson, wilson_frame
 from .catalogue import metric
-from .cycle import _last_visits, _require, stage_time_norms, stage_visits
+from .cycle import _engine, _last_visits, _require, stage_time_norms, stage_visits
 
 __all__ = [
     "PipelineChanges", "Velocity", "deal_status_at", "stage_at", "open_pipeline",
@@ -92,7 +93,8 @@ def stage_at(deals: pd.DataFrame, history: pd.DataFrame | None, as_of: pd.Timest
     Parameters
     ----------
     deals : the canonical ``deals`` table.
-    history : the canonical ``stage_history`` table, or None.
+    history : the canonical ``stage_history`` table, a scan of it (:meth:`crmlib.data.CrmData.scan`),
+        or None.
     as_of : the instant "now".
 
     Returns
@@ -274,7 +276,7 @@ def pipeline_changes(deals: pd.DataFrame, history: pd.DataFrame | None = None, *
     Parameters
     ----------
     deals : the canonical ``deals`` table with ``amount_col``.
-    history : ``stage_history`` (needed for ``advanced``), or None.
+    history : ``stage_history`` or a scan of it (needed for ``advanced``), or None.
     start, end : instants bounding the window ``[start, end)``, usually
         ``period.start`` and ``as_of``.
     stages : the ``stages`` table; gives the stage order that decides what "advanced"
@@ -349,7 +351,11 @@ def _slipped(d, close, closed_status, start, end) -> pd.Series:
 def _advanced(d, history, stages, start, end) -> pd.Series | None:
     if history is None or stages is None:
         return None
-    h = history.loc[history["deal_id"].isin(d["deal_id"]) & (history["entered_at"] < end)]
+    if is_scan(history):  # only the deals that entered a stage in the window can have advanced
+        h = _engine(history).entries_around(history, start=start, end=end)
+        h = h.loc[h["deal_id"].isin(d["deal_id"])]
+    else:
+        h = history.loc[history["deal_id"].isin(d["deal_id"]) & (history["entered_at"] < end)]
     h = h.sort_values(["deal_id", "entered_at"], kind="stable").copy()
     if "pipeline" in d.columns:
         h["pipeline"] = h["deal_id"].map(d.drop_duplicates("deal_id").set_index("deal_id")["pipeline"])
@@ -481,7 +487,7 @@ def stalled_deals(deals: pd.DataFrame, history: pd.DataFrame | None, *, as_of: p
     Parameters
     ----------
     deals : the canonical ``deals`` table with ``amount_col``.
-    history : ``stage_history`` (the stage at ``as_of`` and the default norms).
+    history : ``stage_history`` or a scan of it (the stage at ``as_of`` and the default norms).
     as_of : the instant "now".
     norms : the norm per stage in days: a frame from
         :func:`crmlib.metrics.cycle.stage_time_norms` (its ``norm_days``), a Series or

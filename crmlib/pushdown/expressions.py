@@ -40,7 +40,7 @@ STEP_YEARS = (20, 5)
 
 __all__ = [
     "ACTIVITY_TYPES", "micros", "to_micros", "offset_steps", "local_micros", "week_index",
-    "activity_weeks", "deal_activity", "stage_durations", "customer_orders", "activity_firsts",
+    "activity_weeks", "deal_activity", "stage_visits", "stage_durations", "customer_orders", "activity_firsts",
     "aggregate_expressions",
 ]
 
@@ -180,28 +180,38 @@ def activity_firsts(activities: ibis.Table, *, as_of_us: int, dialect: str | Non
     return m.group_by(["type", "direction", "with_lead"]).agg(first_us=m.created_us.min())
 
 
-# ----------------------------------------------------------------------------- (c) stage durations
-def stage_durations(history: ibis.Table, *, as_of_us: int, dialect: str | None = None) -> ibis.Table:
-    """Per deal and stage: the visits before ``as_of`` and the time they took.
+# ----------------------------------------------------------------------------- (c) stage visits and durations
+def stage_visits(history: ibis.Table, *, as_of_us: int, dialect: str | None = None) -> ibis.Table:
+    """One row per stage visit before ``as_of``, as :func:`crmlib.metrics.cycle.stage_visits` defines it.
 
     A visit is a run of consecutive history rows of one deal in one stage (the first row
-    counts, as :func:`crmlib.metrics.cycle.stage_visits`); it ends when the next visit
-    begins, else it is still open at ``as_of``. Rows of one deal entered at the same
-    instant keep their order in the export (``_pos``).
+    counts); it ends when the deal's next visit begins, else it is still open at
+    ``as_of``. Rows of one deal entered at the same instant keep their order in the
+    export (``_pos``).
 
-    Columns: deal_id, stage, visits, completed (visits that ended), days (all visits, an
-    open one up to as_of), completed_days, first_entered_us, last_entered_us, current
-    (the deal's open visit is in this stage).
+    Columns: deal_id, stage, visit (1, 2, ... per deal), entered_us, left_us (the next
+    visit's entry; null while open), next_stage (null while open).
     """
     h = history
     order_cols = ["_pos"] if "_pos" in h.columns else ["stage"]
     h = h.select("deal_id", "stage", *order_cols, entered_us=micros(h.entered_at, dialect))
     h = h.filter([h.deal_id.notnull(), h.entered_us.notnull(), h.entered_us < as_of_us])
     w = ibis.window(group_by=h.deal_id, order_by=[h.entered_us, *[h[c] for c in order_cols]])
-    h = h.mutate(prev_stage=h.stage.lag().over(w))
-    v = h.filter(h.prev_stage.isnull() | (h.prev_stage != h.stage))
+    h = h.mutate(first=ibis.row_number().over(w) == 0, same=h.stage.identical_to(h.stage.lag().over(w)))
+    v = h.filter(h.first | ~h.same)
     w2 = ibis.window(group_by=v.deal_id, order_by=[v.entered_us, *[v[c] for c in order_cols]])
-    v = v.mutate(left_us=v.entered_us.lead().over(w2))
+    return v.select("deal_id", "stage", visit=ibis.row_number().over(w2) + 1, entered_us=v.entered_us,
+                    left_us=v.entered_us.lead().over(w2), next_stage=v.stage.lead().over(w2))
+
+
+def stage_durations(history: ibis.Table, *, as_of_us: int, dialect: str | None = None) -> ibis.Table:
+    """Per deal and stage: the visits before ``as_of`` (:func:`stage_visits`) and the time they took.
+
+    Columns: deal_id, stage, visits, completed (visits that ended), days (all visits, an
+    open one up to as_of), completed_days, first_entered_us, last_entered_us, current
+    (the deal's open visit is in this stage).
+    """
+    v = stage_visits(history, as_of_us=as_of_us, dialect=dialect)
     v = v.mutate(duration_us=v.left_us.coalesce(as_of_us) - v.entered_us, ended=v.left_us.notnull())
     agg = v.group_by(["deal_id", "stage"]).agg(
         visits=v.count(),

@@ -267,13 +267,14 @@ def test_survival_window_and_a_group_without_wins():
 
 
 # ----------------------------------------------------------------------------- stage_time_table
-def test_stage_time_table_is_the_stage_norms_plus_the_share_of_time():
+def test_stage_time_table_is_the_stage_norms_plus_the_share_of_time(history_as):
     rows = [("A", "qualify", "2026-09-01"), ("A", "proposal", "2026-09-04"), ("A", "won", "2026-09-14"),
             ("B", "qualify", "2026-09-01"), ("B", "proposal", "2026-09-02"), ("B", "lost", "2026-09-12"),
             ("C", "qualify", "2026-09-10")]
     history = pd.DataFrame({"deal_id": pd.Series([r[0] for r in rows], dtype="str"),
                             "stage": pd.Series([r[1] for r in rows], dtype="str"),
                             "entered_at": pd.Series([t(r[2]) for r in rows], dtype=f"datetime64[us, {TZ}]")})
+    history = history_as(history)
     stages = pd.DataFrame({"pipeline": "main", "stage": ["qualify", "proposal", "won", "lost"],
                            "order": [1, 2, 3, 4], "is_closed": [False, False, True, True]})
     out = stage_time_table(history, as_of=AS_OF, stages=stages)

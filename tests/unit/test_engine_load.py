@@ -489,3 +489,79 @@ def test_the_engines_memory_follows_the_size_of_the_activities(sample_parquet, t
     assert pushdown_source._engine_memory(str(sample_parquet), m) == "4.0GiB"  # the ceiling
     m.raw["pushdown_memory"] = "2GB"
     assert pushdown_source._engine_memory(str(sample_parquet), m) == "2GB"  # export.yaml's own
+
+
+# ----------------------------------------------------------------------------- stage history left in its file
+@pytest.fixture(scope="module")
+def large_snapshot(large, tmp_path_factory):
+    return large.save(tmp_path_factory.mktemp("large_snapshot"))
+
+
+def test_a_large_snapshots_history_is_scanned_with_the_whole_tables_numbers(whole, large_snapshot):
+    """Reports 02 and 04 hand the metrics ``data.scan("stage_history")``: from a large source's
+    snapshot, DuckDB reduces the file and the table is never loaded; every history metric
+    gives the frames the whole table gives, at several report dates. Durations are the
+    same integers divided the same way; the quantiles, means and sums may differ in the last
+    bits (DuckDB adds and interpolates in its own order), hence rtol 1e-12."""
+    from crmlib.metrics import cycle
+    from crmlib.pushdown.scan import ParquetScan
+
+    back = CrmData.load(large_snapshot)
+    scan = back.scan("stage_history")
+    assert isinstance(scan, ParquetScan) and len(scan) == len(whole.tables["stage_history"])
+    h, stages = whole.tables["stage_history"], whole.tables["stages"]
+    deals = whole.tables["deals"].assign(amount_rep=whole.tables["deals"]["amount"])
+    for as_of in (AS_OF, AS_OF - pd.Timedelta(days=7), AS_OF - pd.DateOffset(years=1)):
+        pd.testing.assert_frame_equal(cycle.stage_visits(scan, as_of=as_of), cycle.stage_visits(h, as_of=as_of))
+        pd.testing.assert_frame_equal(cycle._last_visits(scan, as_of=as_of).reset_index(drop=True),
+                                      cycle._last_visits(h, as_of=as_of).reset_index(drop=True))
+        for q in (0.9, 0.75):
+            pd.testing.assert_frame_equal(cycle.stage_time_norms(scan, as_of=as_of, quantile=q, min_completed=30),
+                                          cycle.stage_time_norms(h, as_of=as_of, quantile=q, min_completed=30),
+                                          rtol=1e-12)
+        for st in (stages, None):
+            pd.testing.assert_frame_equal(cycle.stage_time_table(scan, as_of=as_of, stages=st),
+                                          cycle.stage_time_table(h, as_of=as_of, stages=st), rtol=1e-12)
+        pd.testing.assert_frame_equal(pipeline.open_pipeline(deals, stages, as_of, history=scan),
+                                      pipeline.open_pipeline(deals, stages, as_of, history=h))
+        pd.testing.assert_frame_equal(pipeline.stalled_deals(deals, scan, as_of=as_of),
+                                      pipeline.stalled_deals(deals, h, as_of=as_of), rtol=1e-12)
+        start = as_of - pd.Timedelta(days=30)
+        got = pipeline.pipeline_changes(deals, scan, start=start, end=as_of, stages=stages)
+        want = pipeline.pipeline_changes(deals, h, start=start, end=as_of, stages=stages)
+        assert got.advanced == want.advanced and want.advanced["deals"] > 0
+        pd.testing.assert_frame_equal(got.deals, want.deals)
+    assert "stage_history" not in back.tables.loaded
+    assert isinstance(CrmData.load(large_snapshot).filtered(owners=["U001"]).scan("stage_history"), pd.DataFrame)
+    whole_back = CrmData.load(whole.save(large_snapshot.parent / "whole_snapshot"))
+    assert isinstance(whole_back.scan("stage_history"), pd.DataFrame)  # a small source: the table itself
+
+
+@pytest.mark.parametrize("report", ["02_pipeline", "04_sales_cycle"])
+def test_reports_02_and_04_leave_a_large_snapshots_history_in_its_file(report, whole, large_snapshot, tmp_path):
+    """The notebooks themselves: run on the large source's snapshot they never load
+    stage_history, and record the headline numbers they record from the whole tables."""
+    import json
+
+    import nbformat
+    import papermill
+
+    from crmlib.results import read_record
+    from helpers import ROOT
+
+    nb = nbformat.read(ROOT / "notebooks" / f"{report}.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import json\nprint(json.dumps(sorted(r.data.tables.loaded)))"))
+    source = tmp_path / f"{report}.ipynb"
+    nbformat.write(nb, source)
+    runs = {}
+    for name, snap in (("large", large_snapshot), ("whole", whole.save(tmp_path / "whole"))):
+        results = tmp_path / f"results_{name}"
+        done = papermill.execute_notebook(str(source), str(tmp_path / f"{name}.ipynb"), progress_bar=False,
+                                          parameters={"snapshot": str(snap), "results_dir": str(results)},
+                                          cwd=str(ROOT / "notebooks"), kernel_name="python3")
+        loaded = json.loads(done.cells[-1].outputs[0]["text"])
+        runs[name] = (loaded, read_record(results, report))
+    assert "stage_history" not in runs["large"][0]
+    assert "stage_history" in runs["whole"][0]  # the small source's path: the frame
+    assert runs["large"][1]["headlines"] == runs["whole"][1]["headlines"]
+    assert runs["large"][1]["headlines"]

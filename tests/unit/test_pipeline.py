@@ -116,14 +116,14 @@ def test_naive_as_of_is_refused():
 
 
 # ----------------------------------------------------------------------------- stage at as_of
-def test_stage_at_comes_from_history_before_as_of_and_falls_back_to_the_deal():
+def test_stage_at_comes_from_history_before_as_of_and_falls_back_to_the_deal(history_as):
     d = make_deals([
         dict(deal_id="H", stage="won", status="won", created_at="2026-09-01", closed_at="2026-10-02"),
         dict(deal_id="N", stage="proposal", created_at="2026-09-20 12:00"),
     ])
     h = make_history([("H", "qualify", "2026-09-01"), ("H", "invoicing", "2026-09-18"),
                       ("H", "won", "2026-10-02")])
-    out = stage_at(d, h, AS_OF).set_index("deal_id")
+    out = stage_at(d, history_as(h), AS_OF).set_index("deal_id")
     assert out.loc["H", "stage_at"] == "invoicing"          # 'won' was entered after as_of
     assert out.loc["H", "stage_entered_at"] == t("2026-09-18")
     assert out.loc["H", "days_in_stage"] == pytest.approx(10.0)
@@ -159,9 +159,9 @@ def test_open_pipeline_by_stage_by_hand():
     assert out["value_share"].tolist() == pytest.approx([400 / 1900, 1000 / 1900, 500 / 1900])
 
 
-def test_open_pipeline_with_history_uses_the_stage_at_as_of():
+def test_open_pipeline_with_history_uses_the_stage_at_as_of(history_as):
     h = make_history([("D4", "invoicing", "2026-09-20"), ("D4", "won", "2026-09-30")])
-    out = open_pipeline(make_deals(PIPE_DEALS), STAGES, AS_OF, history=h).set_index("stage")
+    out = open_pipeline(make_deals(PIPE_DEALS), STAGES, AS_OF, history=history_as(h)).set_index("stage")
     assert out.index.tolist() == ["qualify", "proposal", "invoicing"]
     assert out.loc["invoicing", "weighted_value"] == pytest.approx(500 * 0.9)
 
@@ -217,8 +217,8 @@ CHANGE_HISTORY = [
 ]
 
 
-def test_waterfall_start_plus_new_minus_won_minus_lost_is_end():
-    ch = pipeline_changes(make_deals(CHANGE_DEALS), make_history(CHANGE_HISTORY), start=START,
+def test_waterfall_start_plus_new_minus_won_minus_lost_is_end(history_as):
+    ch = pipeline_changes(make_deals(CHANGE_DEALS), history_as(make_history(CHANGE_HISTORY)), start=START,
                           end=AS_OF, stages=STAGES)
     c = ch.components
     # open at start: A B G I J K; new: C E; won in window: B J K; lost: E; open at end: A C G I
@@ -229,8 +229,8 @@ def test_waterfall_start_plus_new_minus_won_minus_lost_is_end():
     assert ch.balanced
 
 
-def test_waterfall_side_counts_advanced_and_slipped():
-    ch = pipeline_changes(make_deals(CHANGE_DEALS), make_history(CHANGE_HISTORY), start=START,
+def test_waterfall_side_counts_advanced_and_slipped(history_as):
+    ch = pipeline_changes(make_deals(CHANGE_DEALS), history_as(make_history(CHANGE_HISTORY)), start=START,
                           end=AS_OF, stages=STAGES)
     # advanced: A (qualify -> proposal) and K (qualify -> invoicing) inside the window
     assert ch.advanced == {"deals": 2, "value": 140.0, "missing_amount": 0}
@@ -346,8 +346,8 @@ STALL_DEALS = [
 ]
 
 
-def test_a_200k_invoice_stuck_10_days_where_the_norm_is_4_is_the_worst_stalled_deal():
-    out = stalled_deals(make_deals(STALL_DEALS), make_history(STALL_HISTORY), as_of=AS_OF)
+def test_a_200k_invoice_stuck_10_days_where_the_norm_is_4_is_the_worst_stalled_deal(history_as):
+    out = stalled_deals(make_deals(STALL_DEALS), history_as(make_history(STALL_HISTORY)), as_of=AS_OF)
     assert out["deal_id"].tolist() == ["BIG", "P1"]  # SMALL is within its norm, CL is closed
     big = out.iloc[0]
     assert (big["owner_id"], big["stage"], big["amount_rep"]) == ("u7", "invoicing", 200_000.0)
@@ -359,16 +359,16 @@ def test_a_200k_invoice_stuck_10_days_where_the_norm_is_4_is_the_worst_stalled_d
     assert out["norm_source"].tolist() == ["history", "history"]
 
 
-def test_overrides_replace_the_norm_of_their_stage():
-    out = stalled_deals(make_deals(STALL_DEALS), make_history(STALL_HISTORY), as_of=AS_OF,
+def test_overrides_replace_the_norm_of_their_stage(history_as):
+    out = stalled_deals(make_deals(STALL_DEALS), history_as(make_history(STALL_HISTORY)), as_of=AS_OF,
                         overrides={"proposal": 30, "invoicing": 1})
     assert out["deal_id"].tolist() == ["BIG", "SMALL"]  # P1: 27 < 30 days; SMALL: 2 > 1 day
     assert out["norm_source"].tolist() == ["override", "override"]
     assert out["ratio"].tolist() == pytest.approx([10.0, 2.0])
 
 
-def test_explicit_norms_as_a_dict():
-    out = stalled_deals(make_deals(STALL_DEALS), make_history(STALL_HISTORY), as_of=AS_OF,
+def test_explicit_norms_as_a_dict(history_as):
+    out = stalled_deals(make_deals(STALL_DEALS), history_as(make_history(STALL_HISTORY)), as_of=AS_OF,
                         norms={"invoicing": 12.0})
     assert out.empty  # BIG 10 < 12; proposal has no norm so P1 is never flagged
 
