@@ -34,7 +34,8 @@ from ..money import require_single_currency
 from ..periods import ensure_instant, periods_back
 from ..stats.intervals import Proportion, wilson, wilson_frame
 from .catalogue import metric
-from .cycle import _require
+from ..pushdown.scan import is_scan
+from .cycle import _engine, _require
 from .pipeline import deal_status_at
 
 __all__ = [
@@ -692,6 +693,17 @@ class Funnel:
         return text
 
 
+def _rows_before(history, before, deal_ids=None) -> pd.DataFrame:
+    """deal_id, stage, entered_at of the history rows entered before ``before`` (of the deals
+    ``deal_ids`` when given), in the table's order; from a scan, DuckDB picks them."""
+    if is_scan(history):
+        return _engine(history).rows_before(history, before=before, deal_ids=deal_ids)
+    keep = history["entered_at"] < before
+    if deal_ids is not None:
+        keep &= history["deal_id"].isin(deal_ids)
+    return history.loc[keep, ["deal_id", "stage", "entered_at"]]
+
+
 def _closed_stage_names(history, stages, deals_status) -> tuple[set, set]:
     """(won stages, lost stages): from the stages table, else inferred from the history.
 
@@ -740,7 +752,8 @@ def stage_funnel(deals: pd.DataFrame, history: pd.DataFrame, stages: pd.DataFram
     Parameters
     ----------
     deals : the canonical ``deals`` table.
-    history : the canonical ``stage_history`` table (only rows before ``as_of`` count).
+    history : the canonical ``stage_history`` table (only rows before ``as_of`` count), or
+        a scan of it (:meth:`crmlib.data.CrmData.scan`: DuckDB picks the cohort's rows).
     stages : the pipeline definition (stage order, which stages close and win). Without
         it the order is inferred from the history (the median position of each stage in
         the deals' paths) and the closing stages from where won and lost deals end.
@@ -770,8 +783,7 @@ def stage_funnel(deals: pd.DataFrame, history: pd.DataFrame, stages: pd.DataFram
         pipeline = str(stages["pipeline"].dropna().iloc[0])
     if pipeline is not None and "pipeline" in d.columns and (several or d["pipeline"].nunique() > 1):
         d = d.loc[d["pipeline"] == pipeline]
-    h = history.loc[(history["entered_at"] < as_of) & history["deal_id"].isin(d["deal_id"]),
-                    ["deal_id", "stage", "entered_at"]]
+    h = _rows_before(history, as_of, d["deal_id"])
     status_map = at.drop_duplicates("deal_id").set_index("deal_id")["status_at"]
     st = stages
     if several and st is not None:
@@ -779,10 +791,7 @@ def stage_funnel(deals: pd.DataFrame, history: pd.DataFrame, stages: pd.DataFram
     # the whole history is only read when the stages table cannot say which stages close a
     # deal or their order (a large export's history has millions of rows)
     known = set(st.columns) if st is not None else set()
-    if {"stage", "is_closed", "order"} <= known:
-        all_h = history.iloc[:0]
-    else:
-        all_h = history.loc[history["entered_at"] < as_of, ["deal_id", "stage", "entered_at"]]
+    all_h = h.iloc[:0] if {"stage", "is_closed", "order"} <= known else _rows_before(history, as_of)
     won_st, lost_st = _closed_stage_names(all_h, st, status_map)
     order, source = _funnel_order(all_h, st, won_st, lost_st, pipeline)
     if not order:
@@ -834,6 +843,8 @@ def lost_deals(deals: pd.DataFrame, history: pd.DataFrame | None = None, stages:
     closed-lost entry in ``history`` (rows before ``as_of`` only); it is missing (shown as
     "(not recorded)") when there is no history for the deal. Closed stages come from
     ``stages`` (``is_closed``), else from where lost deals end in the history.
+    ``history`` may be a scan of the table (:meth:`crmlib.data.CrmData.scan`): DuckDB then
+    picks the lost deals' rows.
 
     Returns
     -------
@@ -848,11 +859,15 @@ def lost_deals(deals: pd.DataFrame, history: pd.DataFrame | None = None, stages:
     stage = pd.Series(pd.NA, index=d.index, dtype="str")
     if history is not None and len(history):
         _require(history, ("deal_id", "stage", "entered_at"), "stage_history")
-        h = history.loc[history["entered_at"] < as_of]
         status_map = at.drop_duplicates("deal_id").set_index("deal_id")["status_at"]
+        if stages is not None and {"stage", "is_closed"} <= set(stages.columns):  # the lost deals' rows do
+            h = hd = _rows_before(history, as_of, d["deal_id"])
+        else:  # which stages close a deal is read from where every deal ends
+            h = _rows_before(history, as_of)
+            hd = h.loc[h["deal_id"].isin(d["deal_id"])]
         won_st, lost_st = _closed_stage_names(h, stages, status_map)
         closed = won_st | lost_st
-        hd = h.loc[h["deal_id"].isin(d["deal_id"])].sort_values(["deal_id", "entered_at"], kind="stable")
+        hd = hd.sort_values(["deal_id", "entered_at"], kind="stable")
         last_loss = hd.loc[hd["stage"].isin(lost_st)].groupby("deal_id")["entered_at"].max()
         cut = hd["deal_id"].map(last_loss)
         before = hd.loc[~hd["stage"].isin(closed) & (cut.isna() | (hd["entered_at"] <= cut))]

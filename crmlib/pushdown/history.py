@@ -11,7 +11,9 @@ and rows); the metrics call them when they are handed a scan instead of a frame:
 * :func:`visits`: every visit (:func:`crmlib.metrics.cycle.stage_visits`; as large as
   the table, for completeness);
 * :func:`entries_around`: the history rows of the deals that entered a stage in a window,
-  for the "advanced" count of :func:`crmlib.metrics.pipeline.pipeline_changes`.
+  for the "advanced" count of :func:`crmlib.metrics.pipeline.pipeline_changes`;
+* :func:`rows_before`: the rows of some deals before a date, in the table's order, for the
+  funnel and the stage at loss of :mod:`crmlib.metrics.conversion` (report 03).
 
 Durations are computed as pandas does (microseconds / 10^6 / 86,400); quantiles are
 DuckDB's ``quantile_cont``, the linear interpolation pandas uses by default.
@@ -26,7 +28,7 @@ from ..periods import ensure_instant
 from .expressions import micros, stage_visits, to_micros
 from .scan import ParquetScan
 
-__all__ = ["last_visits", "stage_norms", "visits", "entries_around"]
+__all__ = ["last_visits", "stage_norms", "visits", "entries_around", "rows_before"]
 
 _DIALECT = "duckdb"
 
@@ -114,6 +116,29 @@ def entries_around(scan: ParquetScan, *, start, end) -> pd.DataFrame:
         moved = h.filter(h.entered_us >= start_us).select("deal_id").distinct()
         rows = h.semi_join(moved, "deal_id").order_by(["deal_id", "entered_us", "_pos"])
         return rows.select("deal_id", "stage", "entered_us")
+
+    out = scan.run(build)
+    out["entered_at"] = scan.timestamps(out.pop("entered_us"), "entered_at")
+    return out
+
+
+def rows_before(scan: ParquetScan, *, before, deal_ids=None) -> pd.DataFrame:
+    """The rows entered before ``before`` (of the deals ``deal_ids`` when given) in the table's
+    order: deal_id, stage, entered_at, what ``history.loc[(history.entered_at < before) &
+    history.deal_id.isin(deal_ids)]`` gives of the table in memory (with a fresh index)."""
+    import ibis
+    import pyarrow as pa
+
+    before_us = to_micros(ensure_instant(before, name="before"))
+    ids = None if deal_ids is None else pd.Series(deal_ids, dtype="str").dropna().drop_duplicates()
+
+    def build(t):
+        h = t.select("deal_id", "stage", "_pos", entered_us=micros(t.entered_at, _DIALECT))
+        h = h.filter(h.entered_us < before_us)
+        if ids is not None:
+            wanted = pa.table({"deal_id": pa.array(ids.to_numpy(dtype=object), type=pa.string())})
+            h = h.semi_join(ibis.memtable(wanted), "deal_id")
+        return h.order_by("_pos").select("deal_id", "stage", "entered_us")
 
     out = scan.run(build)
     out["entered_at"] = scan.timestamps(out.pop("entered_us"), "entered_at")

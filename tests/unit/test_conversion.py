@@ -351,8 +351,9 @@ def funnel_world():
 
 
 @pytest.mark.parametrize("stages", [STAGES, None], ids=["stages table", "order inferred"])
-def test_stage_funnel_counts_deals_that_reached_a_stage_or_a_later_one(stages):
+def test_stage_funnel_counts_deals_that_reached_a_stage_or_a_later_one(stages, history_as):
     deals, history = funnel_world()
+    history = history_as(history)
     f = cv.stage_funnel(deals, history, stages, as_of=AS_OF, start=t("2026-01-01"), end=t("2026-02-01"))
     tab = f.table.set_index("stage")
     assert f.table["stage"].tolist() == ["qualify", "proposal", "invoicing", "won"]
@@ -372,8 +373,9 @@ def test_stage_funnel_counts_deals_that_reached_a_stage_or_a_later_one(stages):
     assert f.stage_order_source == ("stages" if stages is not None else "history")
 
 
-def test_stage_funnel_names_the_biggest_drop_off_and_shares():
+def test_stage_funnel_names_the_biggest_drop_off_and_shares(history_as):
     deals, history = funnel_world()
+    history = history_as(history)
     f = cv.stage_funnel(deals, history, STAGES, as_of=t("2026-10-02"), start=t("2026-01-01"),
                         end=t("2026-02-01"))
     # a week later K is won (reached 3 of 8) and H entered proposal
@@ -383,7 +385,7 @@ def test_stage_funnel_names_the_biggest_drop_off_and_shares():
     assert f.biggest_drop["drop_off_share"] == pytest.approx(2 / 6)
 
 
-def test_lost_deals_stage_at_loss_is_the_last_open_stage_before_the_final_loss():
+def test_lost_deals_stage_at_loss_is_the_last_open_stage_before_the_final_loss(history_as):
     deals, history = funnel_world()
     extra = make_deals([dict(deal_id="R", status="lost", created_at="2026-02-01", closed_at="2026-03-01",
                              amount=30.0, lost_reason=None),
@@ -393,6 +395,7 @@ def test_lost_deals_stage_at_loss_is_the_last_open_stage_before_the_final_loss()
     history = pd.concat([history, make_history([
         ("R", "qualify", "2026-02-01"), ("R", "proposal", "2026-02-05"), ("R", "lost", "2026-02-10"),
         ("R", "qualify", "2026-02-15"), ("R", "lost", "2026-03-01")])], ignore_index=True)  # reopened, lost again
+    history = history_as(history)
     lost = cv.lost_deals(deals, history, STAGES, as_of=AS_OF).set_index("deal_id")
     assert sorted(lost.index) == ["B", "C", "N", "R"]
     assert lost.loc[["B", "C", "R"], "stage_at_loss"].tolist() == ["proposal", "invoicing", "qualify"]

@@ -498,12 +498,12 @@ def large_snapshot(large, tmp_path_factory):
 
 
 def test_a_large_snapshots_history_is_scanned_with_the_whole_tables_numbers(whole, large_snapshot):
-    """Reports 02 and 04 hand the metrics ``data.scan("stage_history")``: from a large source's
+    """Reports 02 to 04 hand the metrics ``data.scan("stage_history")``: from a large source's
     snapshot, DuckDB reduces the file and the table is never loaded; every history metric
     gives the frames the whole table gives, at several report dates. Durations are the
     same integers divided the same way; the quantiles, means and sums may differ in the last
     bits (DuckDB adds and interpolates in its own order), hence rtol 1e-12."""
-    from crmlib.metrics import cycle
+    from crmlib.metrics import conversion, cycle
     from crmlib.pushdown.scan import ParquetScan
 
     back = CrmData.load(large_snapshot)
@@ -531,14 +531,21 @@ def test_a_large_snapshots_history_is_scanned_with_the_whole_tables_numbers(whol
         want = pipeline.pipeline_changes(deals, h, start=start, end=as_of, stages=stages)
         assert got.advanced == want.advanced and want.advanced["deals"] > 0
         pd.testing.assert_frame_equal(got.deals, want.deals)
+        for st in (stages, None):  # without the stages table the closing stages come from every row
+            args = dict(as_of=as_of, start=as_of - pd.DateOffset(years=1))
+            got, want = conversion.stage_funnel(deals, scan, st, **args), conversion.stage_funnel(deals, h, st, **args)
+            pd.testing.assert_frame_equal(got.table, want.table)
+            assert (got.cohort, got.no_history) == (want.cohort, want.no_history)
+            pd.testing.assert_frame_equal(conversion.lost_deals(deals, scan, st, **args),
+                                          conversion.lost_deals(deals, h, st, **args))
     assert "stage_history" not in back.tables.loaded
     assert isinstance(CrmData.load(large_snapshot).filtered(owners=["U001"]).scan("stage_history"), pd.DataFrame)
     whole_back = CrmData.load(whole.save(large_snapshot.parent / "whole_snapshot"))
     assert isinstance(whole_back.scan("stage_history"), pd.DataFrame)  # a small source: the table itself
 
 
-@pytest.mark.parametrize("report", ["02_pipeline", "04_sales_cycle"])
-def test_reports_02_and_04_leave_a_large_snapshots_history_in_its_file(report, whole, large_snapshot, tmp_path):
+@pytest.mark.parametrize("report", ["02_pipeline", "03_conversion", "04_sales_cycle"])
+def test_reports_02_to_04_leave_a_large_snapshots_history_in_its_file(report, whole, large_snapshot, tmp_path):
     """The notebooks themselves: run on the large source's snapshot they never load
     stage_history, and record the headline numbers they record from the whole tables."""
     import json
