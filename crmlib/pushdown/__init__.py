@@ -21,7 +21,10 @@ The aggregates (:data:`AGGREGATES`):
 
 :mod:`~crmlib.pushdown.source` is the load step for a large source (the audit of the heavy
 tables runs in the engine too: :mod:`~crmlib.pushdown.audit`); :mod:`~crmlib.pushdown.info`
-is what the metrics see of it. Ibis is imported only when an engine is used.
+is what the metrics see of it. In a report, :mod:`~crmlib.pushdown.scan` leaves a large
+snapshot's stage history in its file and :mod:`~crmlib.pushdown.history` has DuckDB reduce it
+to what the pipeline, conversion and cycle metrics need. Ibis is imported only when an
+engine is used.
 """
 
 from .info import PushdownInfo, aggregate, first_logged, pushdown_info, require_rows
