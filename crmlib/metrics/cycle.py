@@ -51,8 +51,7 @@ def _last_visits(history: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
     (:class:`crmlib.pushdown.scan.ParquetScan`) asks DuckDB for them.
     """
     if is_scan(history):
-        engine = _engine(history)
-        return engine.last_visits(history, as_of=as_of)
+        return _engine(history).last_visits(history, as_of=as_of)
     return _visit_starts(history, ensure_instant(as_of), last_only=True)[0]
 
 
@@ -122,8 +121,7 @@ def stage_time_norms(history: pd.DataFrame, *, as_of: pd.Timestamp, quantile: fl
     """
     _check_quantile(quantile)
     if is_scan(history):  # DuckDB reduces the snapshot's file to the norms
-        engine = _engine(history)
-        return engine.stage_norms(history, as_of=as_of, quantile=quantile, min_completed=min_completed)
+        return _engine(history).stage_norms(history, as_of=as_of, quantile=quantile, min_completed=min_completed)
     return _norms(stage_visits(history, as_of=as_of), quantile, min_completed)
 
 
