@@ -40,9 +40,11 @@ def history_as(request, tmp_path):
     """A ``stage_history`` frame as the metrics can be handed it: the frame itself, or a scan
     of it written to Parquet (``CrmData.scan`` of a large snapshot: DuckDB reduces the file),
     so each hand-computed history test checks both paths."""
+    from itertools import count
+
     from crmlib.pushdown.scan import ParquetScan
 
-    files = iter(range(1000))
+    files = count()
 
     def make(frame):
         if request.param == "frame":

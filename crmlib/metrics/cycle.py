@@ -135,21 +135,30 @@ def _norms(v: pd.DataFrame, quantile: float, min_completed: int, *, totals: bool
     mean_days and total_days of the completed visits (0 for a stage without one)."""
     done = v.loc[v["completed"], ["stage", "duration_days"]]
     by_stage = v[["stage", "completed"]].groupby("stage", sort=True)
-    out = pd.DataFrame({
+    grouped = done.groupby("stage")["duration_days"]
+    per_stage = pd.DataFrame({
         "visits": by_stage.size(),
         "completed": by_stage["completed"].sum().astype("int64"),
+        "median_days": grouped.median(),
+        "p90_days": grouped.quantile(0.9),
+        "norm_days": grouped.quantile(quantile),
+        "mean_days": grouped.mean(),
+        "total_days": grouped.sum(),
     })
-    out["open"] = out["visits"] - out["completed"]
-    grouped = done.groupby("stage")["duration_days"]
-    out["median_days"] = grouped.median()
-    out["p90_days"] = grouped.quantile(0.9)
-    out["norm_days"] = grouped.quantile(quantile)
-    few = out["completed"] < int(min_completed)
-    out.loc[few, ["norm_days"]] = np.nan
-    if totals:
-        out["mean_days"] = grouped.mean()
-        out["total_days"] = grouped.sum()
-        out["total_days"] = out["total_days"].fillna(0.0)  # a stage with no completed visit took 0 days
+    return _norms_frame(per_stage, min_completed, totals=totals)
+
+
+def _norms_frame(per_stage: pd.DataFrame, min_completed: int, *, totals: bool) -> pd.DataFrame:
+    """The norms frame from the counts and times per stage (indexed by stage: visits, completed,
+    median_days, p90_days, norm_days, mean_days, total_days), as pandas (:func:`_norms`) or DuckDB
+    (:mod:`crmlib.pushdown.history`) compute them: ordered by stage, with the open visits, no norm
+    below ``min_completed`` completed visits, and 0 days for a stage without a completed visit."""
+    out = per_stage.sort_index(kind="stable")
+    out = out.assign(open=out["visits"] - out["completed"])
+    out.loc[out["completed"] < int(min_completed), "norm_days"] = np.nan
+    out["total_days"] = out["total_days"].fillna(0.0)  # a stage with no completed visit took 0 days
+    cols = ["visits", "completed", "open", "median_days", "p90_days", "norm_days"]
+    out = out[cols + ["mean_days", "total_days"] if totals else cols]
     out.index.name = "stage"
     return out.reset_index()
 

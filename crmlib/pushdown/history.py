@@ -87,19 +87,20 @@ def stage_norms(scan: ParquetScan, *, as_of, quantile: float, min_completed: int
             mean_days=v.days.mean(where=v.done), total_days=v.days.sum(where=v.done),
             position=v.visit.cast("int32").quantile(0.5))
 
+    from ..metrics.cycle import _norms_frame
+
     raw = scan.cached(("stage_norms", as_of_us, float(quantile)), lambda: scan.run(build))
-    raw = raw.sort_values("stage", kind="stable").reset_index(drop=True)
-    out = pd.DataFrame({"stage": raw["stage"].astype("str"), "visits": raw["visits"].astype("int64"),
-                        "completed": raw["completed"].astype("int64")})
-    out["open"] = out["visits"] - out["completed"]
     q = np.array([list(x) if x is not None else [np.nan] * 3 for x in raw["quantiles"]], dtype="float64")
-    for i, c in enumerate(("median_days", "p90_days", "norm_days")):
-        out[c] = q[:, i] if len(q) else np.zeros(0)
-    out.loc[out["completed"] < int(min_completed), "norm_days"] = np.nan
+    q = q.reshape(len(raw), 3)
+    per_stage = pd.DataFrame({
+        "visits": raw["visits"].astype("int64").to_numpy(), "completed": raw["completed"].astype("int64").to_numpy(),
+        "median_days": q[:, 0], "p90_days": q[:, 1], "norm_days": q[:, 2],
+        "mean_days": raw["mean_days"].astype("float64").to_numpy(),
+        "total_days": raw["total_days"].astype("float64").to_numpy(),
+    }, index=pd.Index(raw["stage"].astype("str"), name="stage"))
+    out = _norms_frame(per_stage, min_completed, totals=totals)
     if totals:
-        out["mean_days"] = raw["mean_days"].astype("float64")
-        out["total_days"] = raw["total_days"].astype("float64").fillna(0.0)  # no completed visit: 0 days
-        out["position"] = raw["position"].astype("float64")
+        out["position"] = out["stage"].map(raw.set_index("stage")["position"]).astype("float64")
     return out
 
 
