@@ -37,7 +37,7 @@ from .schema import TABLES, spec
 
 SNAPSHOT_VERSION = 1
 #: the tables :meth:`CrmData.scan` can leave in a large snapshot's file (the metrics reading them accept a scan)
-SCANNABLE = ("stage_history",)
+SCANNABLE = ("stage_history", "activities")
 
 
 @dataclass
@@ -127,17 +127,20 @@ class CrmData:
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.table(name)
 
-    def scan(self, name: str):
+    def scan(self, name: str, columns=None):
         """A table for the metrics that can have an engine reduce it where it lies; None when the
         export does not have it.
 
         From the snapshot of a large source, a table in :data:`SCANNABLE` not read yet comes
-        back as a :class:`crmlib.pushdown.scan.ParquetScan`: the metrics that take it
-        (``stage_at``, ``open_pipeline``, ``pipeline_changes``, ``stalled_deals``,
-        ``stage_visits``, ``stage_time_norms``, ``stage_time_table``) ask DuckDB for the
-        few rows they need, and the table never enters memory. Otherwise (a small source, a
-        table read already, a filtered or masked view) it is the table itself, and the
-        metrics give the same numbers from it.
+        back as a :class:`crmlib.pushdown.scan.ParquetScan`: the metrics that take it ask
+        DuckDB for the few rows they need, and the table never enters memory. Those are, for
+        ``stage_history``: ``stage_at``, ``open_pipeline``, ``pipeline_changes``,
+        ``stalled_deals``, ``stage_visits``, ``stage_time_norms``, ``stage_time_table``,
+        ``stage_funnel``, ``lost_deals`` and the win-probability features; for
+        ``activities``: the win-probability features. A scanned heavy table carries its
+        window info in ``attrs`` as the frame would. Otherwise (a small source, a table read
+        already, a filtered or masked view) it is the table itself (``columns``: only those,
+        as :meth:`table`), and the metrics give the same numbers from it.
         """
         spec(name)
         if name not in self.tables:
@@ -147,9 +150,9 @@ class CrmData:
             if name not in self._scans:
                 from .pushdown.scan import ParquetScan
 
-                self._scans[name] = ParquetScan(name, self.tables.path(name))
+                self._scans[name] = self._mark_window(name, ParquetScan(name, self.tables.path(name)))
             return self._scans[name]
-        return self.tables[name]
+        return self.table(name, columns)
 
     # ------------------------------------------------------------ persistence
     def save(self, folder: str | os.PathLike) -> Path:

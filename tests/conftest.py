@@ -36,21 +36,27 @@ def write_export(tmp_path):
 
 
 @pytest.fixture(params=["frame", "scan"])
-def history_as(request, tmp_path):
-    """A ``stage_history`` frame as the metrics can be handed it: the frame itself, or a scan
-    of it written to Parquet (``CrmData.scan`` of a large snapshot: DuckDB reduces the file),
-    so each hand-computed history test checks both paths."""
+def table_as(request, tmp_path):
+    """A heavy table (``stage_history``, ``activities``) as the metrics can be handed it: the
+    frame itself, or a scan of it written to Parquet (``CrmData.scan`` of a large snapshot:
+    DuckDB reduces the file), so each hand-computed test checks both paths."""
     from itertools import count
 
     from crmlib.pushdown.scan import ParquetScan
 
     files = count()
 
-    def make(frame):
-        if request.param == "frame":
+    def make(frame, name="stage_history"):
+        if request.param == "frame" or frame is None:
             return frame
-        path = tmp_path / f"stage_history_{next(files)}.parquet"
+        path = tmp_path / f"{name}_{next(files)}.parquet"
         frame.to_parquet(path, index=False)
-        return ParquetScan("stage_history", path)
+        return ParquetScan(name, path)
 
     return make
+
+
+@pytest.fixture
+def history_as(table_as):
+    """:func:`table_as` for the stage history tests."""
+    return table_as

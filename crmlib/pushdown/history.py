@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..periods import ensure_instant
+from .deal_rows import deal_rows
 from .expressions import micros, stage_visits, to_micros
 from .scan import ParquetScan
 
@@ -127,20 +128,5 @@ def rows_before(scan: ParquetScan, *, before, deal_ids=None) -> pd.DataFrame:
     """The rows entered before ``before`` (of the deals ``deal_ids`` when given) in the table's
     order: deal_id, stage, entered_at, what ``history.loc[(history.entered_at < before) &
     history.deal_id.isin(deal_ids)]`` gives of the table in memory (with a fresh index)."""
-    import ibis
-    import pyarrow as pa
-
-    before_us = to_micros(ensure_instant(before, name="before"))
-    ids = None if deal_ids is None else pd.Series(deal_ids, dtype="str").dropna().drop_duplicates()
-
-    def build(t):
-        h = t.select("deal_id", "stage", "_pos", entered_us=micros(t.entered_at, _DIALECT))
-        h = h.filter(h.entered_us < before_us)
-        if ids is not None:
-            wanted = pa.table({"deal_id": pa.array(ids.to_numpy(dtype=object), type=pa.string())})
-            h = h.semi_join(ibis.memtable(wanted), "deal_id")
-        return h.order_by("_pos").select("deal_id", "stage", "entered_us")
-
-    out = scan.run(build)
-    out["entered_at"] = scan.timestamps(out.pop("entered_us"), "entered_at")
-    return out
+    return deal_rows(scan, columns=["deal_id", "stage", "entered_at"], time_col="entered_at",
+                     before=before, deal_ids=deal_ids)

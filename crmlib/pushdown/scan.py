@@ -54,6 +54,8 @@ class ParquetScan:
         self.schema = meta.schema_arrow
         self._rows = meta.metadata.num_rows
         self._results: OrderedDict = OrderedDict()
+        #: as a frame's attrs: a large source's heavy table carries its window info here
+        self.attrs: dict = {}
 
     def __len__(self) -> int:
         return self._rows

@@ -56,6 +56,7 @@ from scipy.special import expit
 
 from ..errors import CrmConfigError, CrmDataError
 from ..periods import ensure_instant
+from ..pushdown.scan import is_scan
 
 __all__ = [
     "FEATURES", "deal_features", "snapshot_frame", "WinModel", "fit_win_model", "Evaluation",
@@ -71,6 +72,7 @@ AMOUNT_COL = "amount_rep"
 ACTIVITY_COLUMNS = ("deal_id", "type", "created_at")
 MAX_DEALS = 50_000  # deals whose snapshots train and test the model (a random sample beyond)
 _CLOSED = ("won", "lost")
+_TOUCHES = (("log_calls_emails", ("call", "email")), ("log_meetings_tasks", ("meeting", "task")))
 _DAY = pd.Timedelta(days=1)
 
 
@@ -133,10 +135,13 @@ def deal_features(deals: pd.DataFrame, at, *, history: pd.DataFrame | None = Non
     src = pd.Series(d["source"].to_numpy()[di], dtype="str")
     rows["source"] = src.fillna("unknown").replace("", "unknown").to_numpy()
     rows = rows.sort_values("snapshot", kind="stable").reset_index(drop=True)
-    if only is not None:  # the sampled deals' stage changes and activities only
-        history = history.loc[history["deal_id"].isin(only)] if history is not None else None
-        if activities is not None and "deal_id" in activities.columns:
-            activities = _keep_attrs(activities, activities.loc[activities["deal_id"].isin(only)])
+    if is_scan(history):  # a large snapshot's history in its file: the rows these deals need
+        history = _scanned_history(history, times, only if only is not None else rows["deal_id"].unique())
+    elif only is not None and history is not None:  # the sampled deals' stage changes only
+        history = history.loc[history["deal_id"].isin(only)]
+    if only is not None and activities is not None and not is_scan(activities) \
+            and "deal_id" in activities.columns:  # the sampled deals' activities only
+        activities = _keep_attrs(activities, activities.loc[activities["deal_id"].isin(only)])
     rows = _with_stage(rows, history)
     rows = _with_owner_history(rows, d, prior_deals)
     rows = _with_activities(rows, activities)
@@ -148,6 +153,15 @@ def deal_features(deals: pd.DataFrame, at, *, history: pd.DataFrame | None = Non
 def _keep_attrs(whole: pd.DataFrame, part: pd.DataFrame) -> pd.DataFrame:
     part.attrs.update(whole.attrs)  # a large source's activity window travels in attrs
     return part
+
+
+def _scanned_history(scan, times, deal_ids) -> pd.DataFrame:
+    """The history rows :func:`_with_stage` uses, asked of DuckDB: the deals' entries before the
+    last snapshot (at one snapshot, each deal's last entry alone, the one merge_asof takes)."""
+    from ..pushdown.deal_rows import deal_rows
+
+    return deal_rows(scan, columns=["deal_id", "stage", "entered_at"], time_col="entered_at",
+                     before=max(times), deal_ids=deal_ids, last=len(times) == 1)
 
 
 def _with_stage(rows: pd.DataFrame, history: pd.DataFrame | None) -> pd.DataFrame:
@@ -196,24 +210,49 @@ def _with_activities(rows: pd.DataFrame, activities: pd.DataFrame | None) -> pd.
     info = pushdown_info(activities)
     before_window = info is not None and info.rows_from is not None and len(rows) \
         and rows["snapshot"].min() < info.rows_from  # a large source loads recent activities only
-    if activities is None or activities.empty or "deal_id" not in activities.columns or before_window:
+    if activities is None or len(activities) == 0 or "deal_id" not in activities.columns or before_window:
         rows["log_calls_emails"] = np.nan
         rows["log_meetings_tasks"] = np.nan
         return rows
+    if is_scan(activities):
+        if rows["snapshot"].nunique() == 1:  # today's open deals: DuckDB counts, nothing else moves
+            return _with_counts(rows, activities)
+        from ..pushdown.deal_rows import deal_rows
+
+        activities = deal_rows(activities, columns=list(ACTIVITY_COLUMNS), time_col="created_at",
+                               before=rows["snapshot"].max(), deal_ids=rows["deal_id"].unique(),
+                               values={"type": [k for _, kinds in _TOUCHES for k in kinds]})
     a = activities.loc[activities["deal_id"].notna(), list(ACTIVITY_COLUMNS)]
     a = a.dropna(subset=["created_at"]).sort_values("created_at", kind="stable")
     tz = rows["snapshot"].dt.tz
-    for col, kinds in (("log_calls_emails", ("call", "email")), ("log_meetings_tasks", ("meeting", "task"))):
+    for col, kinds in _TOUCHES:
         part = a.loc[a["type"].isin(kinds)].copy()
         part["snapshot"] = part["created_at"].dt.tz_convert(tz).dt.as_unit("us")
         part["_n"] = part.groupby("deal_id").cumcount() + 1.0
         part = part[["snapshot", "deal_id", "_n"]]
         rows = pd.merge_asof(rows, part, on="snapshot", by="deal_id", direction="backward",
                              allow_exact_matches=False)
-        logged = np.log1p(rows.pop("_n").fillna(0.0))
-        # relative to the other deals open at the same snapshot: a change in how much gets
-        # logged (a phone integration going live) shifts every deal alike and cancels out
-        rows[col] = logged - logged.groupby(rows["snapshot"]).transform("mean")
+        rows[col] = _relative(rows, np.log1p(rows.pop("_n").fillna(0.0)))
+    return rows
+
+
+def _relative(rows: pd.DataFrame, logged: pd.Series) -> pd.Series:
+    # relative to the other deals open at the same snapshot: a change in how much gets
+    # logged (a phone integration going live) shifts every deal alike and cancels out
+    return logged - logged.groupby(rows["snapshot"]).transform("mean")
+
+
+def _with_counts(rows: pd.DataFrame, scan) -> pd.DataFrame:
+    """The activity features at one snapshot from DuckDB's counts of each deal's touches before it
+    (what the running count merge_asof picks up in :func:`_with_activities`)."""
+    from ..pushdown.deal_rows import deal_counts
+
+    counts = deal_counts(scan, time_col="created_at", before=rows["snapshot"].iloc[0],
+                         deal_ids=rows["deal_id"].unique(),
+                         groups={col: ("type", kinds) for col, kinds in _TOUCHES}).set_index("deal_id")
+    for col, _ in _TOUCHES:
+        n = rows["deal_id"].map(counts[col]).astype("float64").fillna(0.0)
+        rows[col] = _relative(rows, np.log1p(n))
     return rows
 
 

@@ -544,10 +544,9 @@ def test_a_large_snapshots_history_is_scanned_with_the_whole_tables_numbers(whol
     assert isinstance(whole_back.scan("stage_history"), pd.DataFrame)  # a small source: the table itself
 
 
-@pytest.mark.parametrize("report", ["02_pipeline", "03_conversion", "04_sales_cycle"])
-def test_reports_02_to_04_leave_a_large_snapshots_history_in_its_file(report, whole, large_snapshot, tmp_path):
-    """The notebooks themselves: run on the large source's snapshot they never load
-    stage_history, and record the headline numbers they record from the whole tables."""
+def _run_report(report, snapshot, tmp_path, name, *, first=None):
+    """Run a report notebook on a snapshot (``first``: a cell run before the report's own
+    cells); the tables it loaded and its results record."""
     import json
 
     import nbformat
@@ -558,17 +557,64 @@ def test_reports_02_to_04_leave_a_large_snapshots_history_in_its_file(report, wh
 
     nb = nbformat.read(ROOT / "notebooks" / f"{report}.ipynb", as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("import json\nprint(json.dumps(sorted(r.data.tables.loaded)))"))
-    source = tmp_path / f"{report}.ipynb"
+    if first:
+        nb.cells.insert(0, nbformat.v4.new_code_cell(first))
+    source = tmp_path / f"{report}_{name}.ipynb"
     nbformat.write(nb, source)
-    runs = {}
-    for name, snap in (("large", large_snapshot), ("whole", whole.save(tmp_path / "whole"))):
-        results = tmp_path / f"results_{name}"
-        done = papermill.execute_notebook(str(source), str(tmp_path / f"{name}.ipynb"), progress_bar=False,
-                                          parameters={"snapshot": str(snap), "results_dir": str(results)},
-                                          cwd=str(ROOT / "notebooks"), kernel_name="python3")
-        loaded = json.loads(done.cells[-1].outputs[0]["text"])
-        runs[name] = (loaded, read_record(results, report))
-    assert "stage_history" not in runs["large"][0]
-    assert "stage_history" in runs["whole"][0]  # the small source's path: the frame
-    assert runs["large"][1]["headlines"] == runs["whole"][1]["headlines"]
-    assert runs["large"][1]["headlines"]
+    results = tmp_path / f"results_{name}"
+    done = papermill.execute_notebook(str(source), str(tmp_path / f"{name}.ipynb"), progress_bar=False,
+                                      parameters={"snapshot": str(snapshot), "results_dir": str(results)},
+                                      cwd=str(ROOT / "notebooks"), kernel_name="python3")
+    return json.loads(done.cells[-1].outputs[0]["text"]), read_record(results, report)
+
+
+@pytest.mark.parametrize("report", ["02_pipeline", "03_conversion", "04_sales_cycle"])
+def test_reports_02_to_04_leave_a_large_snapshots_history_in_its_file(report, whole, large_snapshot, tmp_path):
+    """The notebooks themselves: run on the large source's snapshot they never load
+    stage_history, and record the headline numbers they record from the whole tables."""
+    large = _run_report(report, large_snapshot, tmp_path, "large")
+    small = _run_report(report, whole.save(tmp_path / "whole"), tmp_path, "whole")
+    assert "stage_history" not in large[0]
+    assert "stage_history" in small[0]  # the small source's path: the frame
+    assert large[1]["headlines"] == small[1]["headlines"]
+    assert large[1]["headlines"]
+
+
+def test_the_win_model_on_a_large_snapshot_gives_the_loaded_tables_numbers(large_snapshot):
+    """Report 07 hands the win-probability model scans of the history and the activity window:
+    DuckDB picks the sampled deals' rows (several snapshots) and counts the open deals'
+    touches (one snapshot). The model, its test and the scored pipeline are the ones the
+    loaded tables give, exactly: the same rows reach the same pandas code, and the counts
+    are integers."""
+    from crmlib.pushdown.scan import ParquetScan
+    from crmlib.stats import winprob
+
+    data = CrmData.load(large_snapshot)
+    history, acts = data.scan("stage_history"), data.scan("activities", columns=winprob.ACTIVITY_COLUMNS)
+    assert isinstance(history, ParquetScan) and isinstance(acts, ParquetScan)
+    tables = dict(history=data.tables["stage_history"],
+                  activities=data.get("activities", columns=winprob.ACTIVITY_COLUMNS))
+    info, want_info = pushdown_info(acts), pushdown_info(tables["activities"])  # the window travels
+    assert (info.rows_from, info.as_of, info.window_days) == (want_info.rows_from, want_info.as_of,
+                                                              want_info.window_days)
+    deals = data.tables["deals"].assign(amount_rep=data.tables["deals"]["amount"])
+    kw = dict(holdout_days=180, label_wait_days=60, every_days=28, max_deals=600, seed=3)
+    for as_of in (AS_OF, AS_OF - pd.Timedelta(days=90)):
+        got = winprob.win_probability_model(deals, as_of, history=history, activities=acts, **kw)
+        want = winprob.win_probability_model(deals, as_of, **tables, **kw)
+        pd.testing.assert_frame_equal(got.model.to_frame(), want.model.to_frame())
+        pd.testing.assert_frame_equal(got.evaluation.to_frame(), want.evaluation.to_frame())
+        scored = winprob.score_open_deals(deals, got.model, as_of, history=history, activities=acts)
+        pd.testing.assert_frame_equal(scored, winprob.score_open_deals(deals, got.model, as_of, **tables))
+        assert scored["stage"].notna().mean() > 0.9 and scored["log_calls_emails"].abs().sum() > 0
+
+
+def test_report_07_leaves_a_large_snapshots_history_and_activities_in_their_files(large_snapshot, tmp_path):
+    """Report 07 on the large source's snapshot loads neither heavy table, and records the
+    headlines it records when it reads them (the same snapshot with scanning switched off)."""
+    scanned = _run_report("07_forecast", large_snapshot, tmp_path, "scanned")
+    loaded = _run_report("07_forecast", large_snapshot, tmp_path, "loaded",
+                         first="import crmlib.data\ncrmlib.data.SCANNABLE = ()")
+    assert not {"stage_history", "activities"} & set(scanned[0])
+    assert "stage_history" in loaded[0]  # (the activity columns are read without keeping the table)
+    assert scanned[1]["headlines"] == loaded[1]["headlines"] and scanned[1]["headlines"]

@@ -60,13 +60,17 @@ ACTIVITIES = pd.DataFrame({
 T = t("2026-02-02")
 
 
-def features(deals=DEALS, history=HISTORY, activities=ACTIVITIES, at=T):
+def features(deals=DEALS, history=HISTORY, activities=ACTIVITIES, at=T, as_=None):
+    """The features; ``as_`` (the ``table_as`` fixture) hands over history and activities as
+    frames or as scans of Parquet files (a large snapshot: DuckDB picks the rows)."""
+    if as_ is not None:
+        history, activities = as_(history), as_(activities, "activities")
     return deal_features(deals, at, history=history, activities=activities).set_index("deal_id")
 
 
 # ----------------------------------------------------------------------------- features
-def test_features_of_the_deals_open_at_t_from_data_strictly_before_t():
-    f = features()
+def test_features_of_the_deals_open_at_t_from_data_strictly_before_t(table_as):
+    f = features(as_=table_as)
     assert f.index.tolist() == ["A", "D"]  # B, C and F closed before T
     assert f.loc["A", "stage"] == "Qualification"  # Proposal is entered at T itself: not yet
     assert f.loc["D", "stage"] == "Qualification"
@@ -96,7 +100,7 @@ def test_owner_win_rate_uses_only_deals_closed_before_t_shrunk_to_the_overall_ra
     assert early.loc["A", "owner_closed"] == 2 and early.loc["A", "owner_won"] == 1
 
 
-def test_features_at_t_do_not_change_when_the_future_is_appended_or_altered():
+def test_features_at_t_do_not_change_when_the_future_is_appended_or_altered(table_as):
     before = features()
     future_deals = DEALS.copy()
     future_deals.loc[future_deals["deal_id"] == "A", ["status", "closed_at"]] = ["lost", t("2026-02-05")]
@@ -111,8 +115,37 @@ def test_features_at_t_do_not_change_when_the_future_is_appended_or_altered():
         "activity_id": pd.Series(["f1", "f2"], dtype="str"), "type": pd.Series(["call", "meeting"], dtype="str"),
         "deal_id": pd.Series(["A", "D"], dtype="str"), "created_at": ts(["2026-02-02", "2026-03-01"])})],
         ignore_index=True)
-    after = features(future_deals, future_history, future_acts)
+    after = features(future_deals, future_history, future_acts, as_=table_as)
     pd.testing.assert_frame_equal(after, before)
+
+
+def test_the_last_stage_entry_before_t_wins_and_ties_go_to_the_later_row(table_as):
+    """A deal's stage at t is its last entry before t; two entries at the same instant resolve
+    to the later row of the table (a stable sort), at one snapshot and at several."""
+    history = pd.concat([HISTORY, pd.DataFrame({
+        "deal_id": pd.Series(["D", "D", "A"], dtype="str"),
+        "stage": pd.Series(["Proposal", "Negotiation", "Negotiation"], dtype="str"),
+        "entered_at": ts(["2026-02-01 08:00", "2026-02-01 08:00", "2026-01-20"])})], ignore_index=True)
+    f = features(history=history, as_=table_as)
+    assert f.loc["D", "stage"] == "Negotiation" and f.loc["A", "stage"] == "Negotiation"
+    two = deal_features(DEALS, [t("2026-01-15"), T], history=table_as(history), activities=None)
+    got = dict(zip(zip(two["snapshot"].dt.day, two["deal_id"]), two["stage"]))
+    assert got[(15, "A")] == "Qualification" and got[(2, "A")] == "Negotiation"
+    assert got[(2, "D")] == "Negotiation"
+
+
+def test_activity_counts_at_several_snapshots_count_only_earlier_touches(table_as):
+    """At 12 January A has one call (10 Jan) and no email yet; at 2 February the call, the
+    email and the meeting. F is open on 12 January with no activity (a zero count)."""
+    f = deal_features(DEALS, [t("2026-01-12"), T], history=None, activities=table_as(ACTIVITIES, "activities"))
+    f = f.set_index(["snapshot", "deal_id"])
+    jan = f.xs(t("2026-01-12"), level="snapshot")
+    open_jan = jan.index.tolist()
+    logged = pd.Series(0.0, index=open_jan)
+    logged["A"] = math.log(2)
+    assert jan["log_calls_emails"].to_dict() == pytest.approx((logged - logged.mean()).to_dict())
+    feb = f.xs(T, level="snapshot")
+    assert feb.loc["A", "log_calls_emails"] == pytest.approx(math.log(3) - (math.log(3) + math.log(2)) / 2)
 
 
 def test_a_deal_closing_exactly_at_t_is_still_open_at_t():
@@ -126,10 +159,10 @@ def test_without_history_or_activities_those_features_are_missing_not_invented()
     assert f["log_calls_emails"].isna().all() and f["log_meetings_tasks"].isna().all()
 
 
-def test_snapshot_rows_keep_only_deals_with_an_outcome_by_the_label_time():
-    early = snapshot_frame(DEALS, [T], label_at=t("2026-02-25"), history=HISTORY)
+def test_snapshot_rows_keep_only_deals_with_an_outcome_by_the_label_time(table_as):
+    early = snapshot_frame(DEALS, [T], label_at=t("2026-02-25"), history=table_as(HISTORY))
     assert early.empty and early.attrs["unlabelled"] == 2  # A closes on 1 March, D is open
-    late = snapshot_frame(DEALS, [T, t("2026-01-12")], label_at=t("2026-03-05"), history=HISTORY)
+    late = snapshot_frame(DEALS, [T, t("2026-01-12")], label_at=t("2026-03-05"), history=table_as(HISTORY))
     assert sorted(zip(late["snapshot"].dt.day, late["deal_id"], late["won"])) == [
         (2, "A", 1), (12, "A", 1), (12, "B", 0), (12, "C", 1), (12, "F", 1)]
     assert late.attrs["unlabelled"] == 1  # D at T
@@ -372,13 +405,17 @@ def test_monte_carlo_sums_block_by_block_the_same_as_over_the_whole_matrix(monke
     assert p.loc["all open deals", "simulated_mean"] == pytest.approx(whole.sum(axis=1).mean())
 
 
-def test_features_of_a_sample_of_deals_keep_every_deals_owner_history():
+def test_features_of_a_sample_of_deals_keep_every_deals_owner_history(table_as):
     """``only`` restricts the rows, not the owners' past: A's owner still has F, B and C
     (deals outside the sample) as closes before T."""
-    f = deal_features(DEALS, T, history=HISTORY, activities=None, only=["A"]).set_index("deal_id")
+    f = deal_features(DEALS, T, history=table_as(HISTORY), activities=table_as(ACTIVITIES, "activities"),
+                      only=["A"]).set_index("deal_id")
     whole = deal_features(DEALS, T, history=HISTORY, activities=None).set_index("deal_id")
     assert f.index.tolist() == ["A"]
-    pd.testing.assert_series_equal(f.loc["A"], whole.loc["A"])
+    counts = ["log_calls_emails", "log_meetings_tasks"]
+    pd.testing.assert_series_equal(f.loc["A"].drop(counts), whole.loc["A"].drop(counts))
+    # alone at T, A's counts are their own mean: 0 relative to the deals open with it
+    assert f.loc["A", counts].tolist() == [0.0, 0.0]
     assert f.loc["A", "owner_closed"] == 3 and f.loc["A", "stage"] == "Qualification"
 
 
