@@ -565,24 +565,37 @@ def task_coverage(deals: pd.DataFrame, activities: pd.DataFrame, *, as_of: pd.Ti
     require_rows(activities, as_of, what="the next-task check")  # a window holds every task open then
     d = deal_status_at(deals, as_of)
     d = d.loc[d["status_at"] == "open"]
+    upcoming, overdue, counts, due_dtype = _open_tasks(activities, as_of)
+    keep = [c for c in ("deal_id", "name", "owner_id") if c in d.columns]
+    out = d[keep].copy()
+    out["open_tasks"] = counts.reindex(out["deal_id"], fill_value=0).to_numpy(dtype="int64")
+    empty = pd.Series(pd.NaT, index=out.index, dtype=due_dtype)  # mapping an empty Series gives floats
+    out["next_due_at"] = out["deal_id"].map(upcoming).astype(due_dtype) if len(upcoming) else empty
+    out["overdue_since"] = out["deal_id"].map(overdue).astype(due_dtype) if len(overdue) else empty
+    out["has_next_task"] = out["next_due_at"].notna()
+    out["has_overdue_task"] = out["overdue_since"].notna()
+    out = out[keep + ["open_tasks", "has_next_task", "has_overdue_task", "next_due_at", "overdue_since"]]
+    return out.sort_values(["has_next_task", "has_overdue_task", "deal_id"], ascending=[True, False, True],
+                           kind="stable").reset_index(drop=True)
+
+
+def _open_tasks(activities, as_of: pd.Timestamp):
+    """Per deal with open tasks at as_of: the earliest due date at or after it, the earliest before
+    it, the number of open tasks (Series by deal_id), and the dtype of due_at. A scan of a large
+    snapshot's activities has DuckDB reduce the file (pushdown.deal_rows.open_tasks)."""
+    if is_scan(activities):
+        from ..pushdown.deal_rows import open_tasks
+
+        t = open_tasks(activities, as_of=as_of, types=TASK_TYPES).set_index("deal_id")
+        return (t["next_due_at"].dropna(), t["overdue_since"].dropna(), t["open_tasks"],
+                t["next_due_at"].dtype)
     a = activities
     is_open = (a["type"].isin(TASK_TYPES) & a["due_at"].notna() & a["deal_id"].notna()
                & (a["created_at"] < as_of) & (a["completed_at"].isna() | (a["completed_at"] >= as_of)))
     t = a.loc[is_open, ["deal_id", "due_at"]]
     upcoming = t.loc[t["due_at"] >= as_of].groupby("deal_id")["due_at"].min()
     overdue = t.loc[t["due_at"] < as_of].groupby("deal_id")["due_at"].min()
-    counts = t.groupby("deal_id").size()
-    keep = [c for c in ("deal_id", "name", "owner_id") if c in d.columns]
-    out = d[keep].copy()
-    out["open_tasks"] = counts.reindex(out["deal_id"], fill_value=0).to_numpy(dtype="int64")
-    empty = pd.Series(pd.NaT, index=out.index, dtype=a["due_at"].dtype)  # mapping an empty Series gives floats
-    out["next_due_at"] = out["deal_id"].map(upcoming).astype(a["due_at"].dtype) if len(upcoming) else empty
-    out["overdue_since"] = out["deal_id"].map(overdue).astype(a["due_at"].dtype) if len(overdue) else empty
-    out["has_next_task"] = out["next_due_at"].notna()
-    out["has_overdue_task"] = out["overdue_since"].notna()
-    out = out[keep + ["open_tasks", "has_next_task", "has_overdue_task", "next_due_at", "overdue_since"]]
-    return out.sort_values(["has_next_task", "has_overdue_task", "deal_id"], ascending=[True, False, True],
-                           kind="stable").reset_index(drop=True)
+    return upcoming, overdue, t.groupby("deal_id").size(), a["due_at"].dtype
 
 
 @metric(report="02", unit="pct")

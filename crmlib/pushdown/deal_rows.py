@@ -1,13 +1,16 @@
-"""Rows and counts of some deals before a date, from a table left in its file (a :class:`ParquetScan`).
+"""Per-deal rows and reductions before a date, from a table left in its file (a :class:`ParquetScan`).
 
 A model that learns from a sample of deals, or scores the deals open today, needs the
-stage history and the activities of those deals only, and only before a date. These two
-functions let DuckDB pick them out where the table lies:
+stage history and the activities of those deals only, and only before a date; the
+next-task check needs each deal's open tasks. These functions let DuckDB pick them out
+where the table lies:
 
 * :func:`deal_rows`: the rows themselves (a few columns, optionally only each deal's
   last one), in the table's order: what filtering the table in memory gives;
 * :func:`deal_counts`: per deal, how many rows of each group of values come before the
-  date: what counting those rows in memory gives.
+  date: what counting those rows in memory gives;
+* :func:`open_tasks`: per deal, its tasks open at a date and their earliest due dates
+  (:func:`crmlib.metrics.pipeline.task_coverage`).
 
 Times are compared as integer microseconds since 1970 (UTC), strictly before ``before``.
 """
@@ -22,7 +25,7 @@ from ..periods import ensure_instant
 from .expressions import micros, to_micros
 from .scan import ParquetScan
 
-__all__ = ["deal_rows", "deal_counts"]
+__all__ = ["deal_rows", "deal_counts", "open_tasks"]
 
 _DIALECT = "duckdb"
 
@@ -101,3 +104,28 @@ def deal_counts(scan: ParquetScan, *, time_col: str, before, groups: Mapping[str
     for name in groups:
         out[name] = out[name].astype("int64")
     return out.reset_index(drop=True)
+
+
+def open_tasks(scan: ParquetScan, *, as_of, types: Sequence[str]) -> pd.DataFrame:
+    """Per deal, its tasks open at ``as_of``: activities of one of ``types`` with a due date,
+    created before ``as_of`` and not completed before it. Returns deal_id, open_tasks (int64),
+    next_due_at (the earliest due at or after ``as_of``) and overdue_since (the earliest due
+    before it), the due dates as the file's ``due_at`` reads; ordered by deal_id."""
+    as_of_us = to_micros(ensure_instant(as_of))
+
+    def build(t):
+        a = t.select("deal_id", "type", created=micros(t.created_at, _DIALECT), due=micros(t.due_at, _DIALECT),
+                     completed=micros(t.completed_at, _DIALECT))
+        a = a.filter([a.type.isin(list(types)), a.due.notnull(), a.deal_id.notnull(), a.created < as_of_us,
+                      a.completed.isnull() | (a.completed >= as_of_us)])
+        return a.group_by("deal_id").agg(open_tasks=a.count(), next_us=a.due.min(where=a.due >= as_of_us),
+                                         overdue_us=a.due.min(where=a.due < as_of_us)).order_by("deal_id")
+
+    def compute():
+        out = scan.run(build)
+        out["open_tasks"] = out["open_tasks"].astype("int64")
+        out["next_due_at"] = scan.timestamps(out.pop("next_us"), "due_at")
+        out["overdue_since"] = scan.timestamps(out.pop("overdue_us"), "due_at")
+        return out
+
+    return scan.cached(("open_tasks", as_of_us, tuple(types)), compute)

@@ -609,6 +609,27 @@ def test_the_win_model_on_a_large_snapshot_gives_the_loaded_tables_numbers(large
         assert scored["stage"].notna().mean() > 0.9 and scored["log_calls_emails"].abs().sum() > 0
 
 
+def test_the_next_task_check_on_a_large_snapshot_scans_the_activity_window(large_snapshot):
+    """Report 02's next-task check handed a scan of the activity window: DuckDB reduces each
+    deal's open tasks, and the frames equal the loaded columns' at several dates; a date
+    before the window is refused in one line, as from the frame."""
+    data = CrmData.load(large_snapshot)
+    scan, part = data.scan("activities"), data.table("activities", columns=pipeline.TASK_COLUMNS)
+    deals = data.tables["deals"]
+    for as_of in (AS_OF, AS_OF - pd.Timedelta(days=7), AS_OF - pd.Timedelta(days=45)):
+        got = pipeline.task_coverage(deals, scan, as_of=as_of)
+        pd.testing.assert_frame_equal(got, pipeline.task_coverage(deals, part, as_of=as_of))
+        assert got["has_next_task"].any() and got["open_tasks"].sum() > 0
+        if as_of == AS_OF:  # 62 deals with an overdue task that day
+            assert got["has_overdue_task"].sum() > 50
+        pd.testing.assert_frame_equal(pipeline.task_coverage_by_owner(deals, scan, as_of=as_of),
+                                      pipeline.task_coverage_by_owner(deals, part, as_of=as_of))
+    early = pushdown_info(scan).rows_from - pd.Timedelta(days=1)
+    for acts in (scan, part):
+        with pytest.raises(CrmDataError, match="pushdown_window_days"):
+            pipeline.task_coverage(deals, acts, as_of=early)
+
+
 def test_report_07_leaves_a_large_snapshots_history_and_activities_in_their_files(large_snapshot, tmp_path):
     """Report 07 on the large source's snapshot loads neither heavy table, and records the
     headlines it records when it reads them (the same snapshot with scanning switched off)."""

@@ -410,8 +410,9 @@ TASKS = [
 ]
 
 
-def test_task_coverage_by_hand():
-    out = task_coverage(make_deals(TASK_DEALS), make_activities(TASKS), as_of=AS_OF).set_index("deal_id")
+def test_task_coverage_by_hand(table_as):
+    acts = table_as(make_activities(TASKS), "activities")
+    out = task_coverage(make_deals(TASK_DEALS), acts, as_of=AS_OF).set_index("deal_id")
     assert sorted(out.index) == ["T1", "T2", "T3", "T4", "T5"]
     assert out["has_next_task"].to_dict() == {"T1": True, "T2": False, "T3": False, "T4": True, "T5": False}
     assert out["has_overdue_task"].to_dict() == {"T1": True, "T2": True, "T3": False, "T4": False,
@@ -421,17 +422,17 @@ def test_task_coverage_by_hand():
     assert out.loc["T2", "overdue_since"] == t("2026-09-25")
 
 
-def test_task_coverage_when_no_task_is_open_at_all():
+def test_task_coverage_when_no_task_is_open_at_all(table_as):
     """Only a completed task and one without a due date: every open deal lacks a next task
     (this used to crash mapping an empty lookup)."""
     tasks = [TASKS[3], TASKS[7]]  # done before as_of; no due date
-    out = task_coverage(make_deals(TASK_DEALS), make_activities(tasks), as_of=AS_OF)
+    out = task_coverage(make_deals(TASK_DEALS), table_as(make_activities(tasks), "activities"), as_of=AS_OF)
     assert len(out) == 5 and not out["has_next_task"].any() and not out["has_overdue_task"].any()
     assert out["next_due_at"].isna().all() and str(out["next_due_at"].dtype).startswith("datetime64")
 
 
-def test_task_coverage_shares_per_owner():
-    out = task_coverage_by_owner(make_deals(TASK_DEALS), make_activities(TASKS), as_of=AS_OF)
+def test_task_coverage_shares_per_owner(table_as):
+    out = task_coverage_by_owner(make_deals(TASK_DEALS), table_as(make_activities(TASKS), "activities"), as_of=AS_OF)
     assert out["owner_id"].tolist() == ["u1", "u2"]
     u1, u2 = out.iloc[0], out.iloc[1]
     assert (u1["open_deals"], u1["without_next_task"], u1["with_overdue_task"]) == (3, 2, 2)
