@@ -32,6 +32,7 @@ from ..errors import CrmConfigError
 from ..money import require_single_currency
 from ..periods import Period, ensure_instant, period_bounds, working_days
 from ..pushdown.info import aggregate, first_logged, require_rows
+from ..pushdown.scan import is_scan
 from ..stats.intervals import Proportion, wilson, wilson_frame
 from ..stats.regression import INTERCEPT, NotEstimable, RegressionResult, fit_logit, fit_ols
 from .catalogue import metric
@@ -78,8 +79,11 @@ def _window(start, end, as_of) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp
     return start, min(end, as_of), as_of
 
 
-def _per_owner_type(frame: pd.DataFrame, by: str, types: Sequence[str]) -> pd.DataFrame:
-    counts = frame.groupby([by, "type"], dropna=False, sort=True).size().unstack("type")
+def _per_owner_type(frame: pd.DataFrame, by: str, types: Sequence[str], counted: bool = False) -> pd.DataFrame:
+    """Per ``by`` (missing: its own row) one count column per type: of the rows of ``frame``, or
+    (``counted``) the sums of its ``n`` column (the engine's counts of a scan)."""
+    groups = frame.groupby([by, "type"], dropna=False, sort=True)
+    counts = (groups["n"].sum() if counted else groups.size()).unstack("type")
     counts = counts.reindex(columns=list(types)).fillna(0).astype("int64")
     counts.columns.name = None
     return counts.reset_index()
@@ -107,9 +111,16 @@ def activities_done(activities: pd.DataFrame, *, start: pd.Timestamp, end: pd.Ti
     start, stop, _ = _window(start, end, as_of)
     _require(activities, ("type", by, "created_at", "completed_at"), "activities")
     require_rows(activities, start, what="activities done in a window")
-    when = _done_at(activities)
-    a = activities.loc[activities["type"].isin(types) & (when >= start) & (when < stop)]
-    out = _per_owner_type(a, by, types)
+    if is_scan(activities):  # a large snapshot's window: DuckDB counts
+        from ..pushdown.activity import done_counts
+
+        counts = done_counts(activities, windows=[(start, stop)], types=types,
+                             completed_types=DONE_WHEN_COMPLETED, by=by)
+        out = _per_owner_type(counts, by, types, counted=True)
+    else:
+        when = _done_at(activities)
+        a = activities.loc[activities["type"].isin(types) & (when >= start) & (when < stop)]
+        out = _per_owner_type(a, by, types)
     out["done"] = out[list(types)].sum(axis=1).astype("int64")
     return out.sort_values(["done", by], ascending=[False, True], kind="stable").reset_index(drop=True)
 
@@ -130,10 +141,16 @@ def activities_scheduled(activities: pd.DataFrame, *, start: pd.Timestamp, end: 
         raise ValueError(f"start ({start}) must be before end ({end})")
     _require(activities, ("type", by, "created_at", "due_at", "completed_at"), "activities")
     require_rows(activities, start, what="activities scheduled for a window")
-    a = activities
-    keep = (a["type"].isin(types) & (a["due_at"] >= start) & (a["due_at"] < end)
-            & (a["created_at"] < as_of) & (a["completed_at"].isna() | (a["completed_at"] >= as_of)))
-    out = _per_owner_type(a.loc[keep.fillna(False).astype(bool)], by, types)
+    if is_scan(activities):  # a large snapshot's window: DuckDB counts
+        from ..pushdown.activity import scheduled_counts
+
+        out = _per_owner_type(scheduled_counts(activities, start=start, end=end, as_of=as_of, types=types, by=by),
+                              by, types, counted=True)
+    else:
+        a = activities
+        keep = (a["type"].isin(types) & (a["due_at"] >= start) & (a["due_at"] < end)
+                & (a["created_at"] < as_of) & (a["completed_at"].isna() | (a["completed_at"] >= as_of)))
+        out = _per_owner_type(a.loc[keep.fillna(False).astype(bool)], by, types)
     out["scheduled"] = out[list(types)].sum(axis=1).astype("int64")
     return out.sort_values(["scheduled", by], ascending=[False, True], kind="stable").reset_index(drop=True)
 
@@ -161,13 +178,19 @@ def activity_mix(activities: pd.DataFrame, *, periods: Sequence[Period], as_of: 
         raise ValueError("activity_mix needs at least one period")
     _require(activities, ("type", "created_at", "completed_at"), "activities")
     require_rows(activities, min(p.start for p in periods), what="the activity mix")
-    when = _done_at(activities)
-    keep = activities["type"].isin(types) & (when < as_of)
-    kind, when = activities.loc[keep, "type"], when.loc[keep]  # one column, not a copy of the table
+    if is_scan(activities):  # a large snapshot's window: DuckDB counts per period and type
+        from ..pushdown.activity import done_counts
+
+        engine = done_counts(activities, windows=[(p.start, min(p.end, as_of)) for p in periods],
+                             types=types, completed_types=DONE_WHEN_COMPLETED)
+        per_period = [engine.loc[engine["window"] == i].set_index("type")["n"] for i in range(len(periods))]
+    else:
+        when = _done_at(activities)
+        keep = activities["type"].isin(types) & (when < as_of)
+        kind, when = activities.loc[keep, "type"], when.loc[keep]  # one column, not a copy of the table
+        per_period = [kind.loc[(when >= p.start) & (when < p.end)].value_counts() for p in periods]
     rows = []
-    for p in periods:
-        inside = (when >= p.start) & (when < p.end)
-        counts = kind.loc[inside].value_counts()
+    for p, counts in zip(periods, per_period):
         total = int(counts.sum())
         for t in types:
             n = int(counts.get(t, 0))
@@ -550,6 +573,11 @@ def rep_week_activity(activities: pd.DataFrame, *, as_of: pd.Timestamp, weeks: i
         raise ValueError(f"weeks must be at least 1, not {weeks}")
     _require(activities, ("type", "owner_id", "created_at", "completed_at"), "activities")
     weekly = aggregate(activities, "activity_weeks", as_of=as_of)
+    if weekly is None and is_scan(activities):  # no weekly counts from the engine: the rows used
+        from ..pushdown.activity import typed_rows
+
+        activities = typed_rows(activities, columns=["type", "owner_id", "created_at", "completed_at"],
+                                types=["call", "meeting"])
     if weekly is not None:  # a large source: the engine's weekly counts of every row
         weekly = weekly.loc[weekly["owner_id"].notna() & (weekly["done"] > 0)]
         calls_by_week = weekly.loc[weekly["type"] == "call"].set_index(["owner_id", "week"])["done"]

@@ -83,31 +83,31 @@ ACTS = make_activities([
 
 
 # ----------------------------------------------------------------------------- activities
-def test_done_counts_logged_calls_and_emails_and_completed_meetings_and_tasks_before_as_of():
-    got = activities_done(ACTS, start=WEEK.start, end=WEEK.end, as_of=AS_OF).set_index("owner_id")
+def test_done_counts_logged_calls_and_emails_and_completed_meetings_and_tasks_before_as_of(table_as):
+    got = activities_done(table_as(ACTS, "activities"), start=WEEK.start, end=WEEK.end, as_of=AS_OF).set_index("owner_id")
     assert got.loc["u1", ["call", "email", "meeting", "task", "done"]].tolist() == [1, 1, 1, 0, 3]
     # u2: a6 and s4 (both tasks completed in W39); a7 is completed after as_of, a5 never
     assert got.loc["u2", ["call", "email", "meeting", "task", "done"]].tolist() == [0, 0, 0, 2, 2]
     assert got.index.tolist() == ["u1", "u2"]  # most done first
 
 
-def test_done_window_is_cut_at_as_of():
+def test_done_window_is_cut_at_as_of(table_as):
     early = t("2026-09-24")  # Thursday 00:00: a4 (Tue) counted; a6 completed at that instant is not yet
-    got = activities_done(ACTS, start=WEEK.start, end=WEEK.end, as_of=early).set_index("owner_id")
+    got = activities_done(table_as(ACTS, "activities"), start=WEEK.start, end=WEEK.end, as_of=early).set_index("owner_id")
     assert got.loc["u1", "done"] == 2  # a1, a4 (a3 is logged on Sunday)
     assert "u2" not in got.index
 
 
-def test_scheduled_means_due_in_the_window_and_not_completed_at_as_of():
+def test_scheduled_means_due_in_the_window_and_not_completed_at_as_of(table_as):
     nxt = WEEK.next()
-    got = activities_scheduled(ACTS, start=nxt.start, end=nxt.end, as_of=AS_OF).set_index("owner_id")
+    got = activities_scheduled(table_as(ACTS, "activities"), start=nxt.start, end=nxt.end, as_of=AS_OF).set_index("owner_id")
     assert got.loc["u1", ["meeting", "task", "scheduled"]].tolist() == [1, 0, 1]
     assert got.loc["u2", ["meeting", "task", "scheduled"]].tolist() == [0, 1, 1]  # s5 only
 
 
-def test_activity_mix_counts_each_type_per_period_with_shares():
+def test_activity_mix_counts_each_type_per_period_with_shares(table_as):
     prev, cur = WEEK.previous(), WEEK
-    mix = activity_mix(ACTS, periods=[prev, cur], as_of=AS_OF)
+    mix = activity_mix(table_as(ACTS, "activities"), periods=[prev, cur], as_of=AS_OF)
     assert len(mix) == 2 * 5  # every type listed in every period
     w38 = mix[mix["period"] == prev.label].set_index("type")
     # W38 (09-14 .. 09-21): a2 (call, logged 09-20) and s4 (task completed 09-26 is W39) -> a2 only
@@ -119,8 +119,8 @@ def test_activity_mix_counts_each_type_per_period_with_shares():
     assert w39["complete"].all()
 
 
-def test_activity_mix_marks_a_running_period_and_a_period_without_activity():
-    mix = activity_mix(ACTS, periods=[WEEK.next()], as_of=AS_OF)
+def test_activity_mix_marks_a_running_period_and_a_period_without_activity(table_as):
+    mix = activity_mix(table_as(ACTS, "activities"), periods=[WEEK.next()], as_of=AS_OF)
     assert mix["activities"].sum() == 0 and mix["share"].isna().all() and not mix["complete"].any()
 
 
@@ -264,11 +264,12 @@ def test_quota_attainment_without_a_running_target_is_empty():
 
 
 # ----------------------------------------------------------------------------- per owner
-def test_owner_performance_joins_results_quota_and_activities_with_zeros():
+def test_owner_performance_joins_results_quota_and_activities_with_zeros(table_as):
     users = pd.DataFrame({"user_id": pd.Series(["u1", "u2", "u3"], dtype="str"),
                           "name": pd.Series(["Ann", "Bob", "Cy"], dtype="str"),
                           "team": pd.Series(["A", "A", "B"], dtype="str")})
-    got = owner_performance(DEALS, period=WEEK, as_of=AS_OF, activities=ACTS, targets=TARGETS, users=users)
+    got = owner_performance(DEALS, period=WEEK, as_of=AS_OF, activities=table_as(ACTS, "activities"),
+                            targets=TARGETS, users=users)
     assert got.columns[:3].tolist() == ["owner_id", "name", "team"]
     g = got.set_index("owner_id")
     assert g.loc["u1", ["won", "calls_done", "emails_done", "meetings_done", "meetings_scheduled"]].tolist() \
@@ -326,8 +327,8 @@ def panel_deals():
     return make_deals(rows)
 
 
-def test_rep_week_panel_keeps_reps_who_work_the_phone_and_complete_weeks_since_the_first_call():
-    panel = rep_week_activity(panel_activities(), as_of=PANEL_AS_OF)
+def test_rep_week_panel_keeps_reps_who_work_the_phone_and_complete_weeks_since_the_first_call(table_as):
+    panel = rep_week_activity(table_as(panel_activities(), "activities"), as_of=PANEL_AS_OF)
     assert sorted(panel["owner_id"].unique()) == ["r1", "r2"]  # r3 averages 0.5 calls a week
     assert panel["week"].unique().tolist() == ["2026-W06", "2026-W07", "2026-W08", "2026-W09"]
     r1 = panel[panel["owner_id"] == "r1"]
@@ -336,8 +337,8 @@ def test_rep_week_panel_keeps_reps_who_work_the_phone_and_complete_weeks_since_t
     assert r1["week_start"].iloc[0] == t("2026-02-02")
 
 
-def test_rep_week_panel_with_named_owners_and_a_zero_week():
-    panel = rep_week_activity(panel_activities(), as_of=PANEL_AS_OF, owners=["r3"], weeks=2)
+def test_rep_week_panel_with_named_owners_and_a_zero_week(table_as):
+    panel = rep_week_activity(table_as(panel_activities(), "activities"), as_of=PANEL_AS_OF, owners=["r3"], weeks=2)
     assert panel["week"].tolist() == ["2026-W08", "2026-W09"] and panel["calls"].tolist() == [0, 0]
 
 
