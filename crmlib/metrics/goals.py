@@ -62,6 +62,7 @@ from scipy.stats import chi2
 from ..errors import CrmConfigError, CrmDataError
 from ..periods import _as_date, ensure_instant, working_days
 from ..pushdown.info import pushdown_info
+from ..pushdown.scan import is_scan
 from .catalogue import metric
 
 __all__ = ["METRICS", "STATUSES", "ACTIVITY_COLUMNS", "LEAD_COLUMNS", "GoalSummary", "goal_actuals",
@@ -471,6 +472,12 @@ def _events(name: str, *, as_of, deals, activities, leads, amount_col) -> pd.Dat
         if activities is None:
             return None
         _require(activities, ("type", "owner_id", "created_at"), "activities")
+        if is_scan(activities):  # a large snapshot's window: DuckDB picks the rows of that type
+            from ..pushdown.activity import typed_rows
+
+            wanted = ["type", "owner_id", "created_at"] if name == "calls" else \
+                ["type", "owner_id", *(c for c in ("completed_at", "due_at") if c in activities.columns)]
+            activities = typed_rows(activities, columns=wanted, types=["call" if name == "calls" else "meeting"])
         if name == "calls":
             calls = activities.loc[(activities["type"] == "call") & (activities["created_at"] < as_of)]
             return _event_frame(calls["owner_id"], calls["created_at"], 1.0)

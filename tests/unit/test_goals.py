@@ -126,6 +126,15 @@ def test_actuals_follow_the_definitions_for_each_metric(progress):
     assert row(progress, "new_leads", "u2")["actual"] == 3.0  # L1-L3 (L3 at 23:59 on the last day)
 
 
+def test_call_and_meeting_actuals_from_a_scanned_activity_table(table_as, progress):
+    """A large snapshot hands the goals a scan of the activity window: DuckDB picks the calls and
+    the meetings, and the actuals are the hand-computed ones above, every row the same."""
+    scanned = goal_progress(TARGETS, **dict(KW, activities=table_as(ACTIVITIES, "activities")))
+    assert row(scanned, "calls", "u1")["actual"] == 5.0
+    assert row(scanned, "meetings", "u1")["actual"] == 2.0
+    pd.testing.assert_frame_equal(scanned, progress)
+
+
 def test_actuals_are_the_same_when_the_span_is_too_long_to_place_events_by_microsecond(monkeypatch, progress):
     """Events are placed by (key, microsecond); a span too long for that falls back to ranking
     the times. Both give the hand-computed actuals above."""
