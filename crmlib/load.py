@@ -609,11 +609,25 @@ def read_source(source: str | os.PathLike, *, mapping: Mapping | str | dict | No
             continue
         files.extend(paths)
     used = {p.name for p in files}
+    if tables is not None:  # a part of the export was asked for: the other tables' files are known
+        used |= _known_files(folder, m, [t for t in TABLES if t not in wanted])
     ignored = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in used
                      and p.name.lower() not in META_FILES and not p.name.startswith("."))
     if ignored:
         notes.append(f"files not used (not a known table): {', '.join(ignored)}")
     return RawExport(str(source), m, raw_tables, notes, files)
+
+
+def _known_files(folder: Path, m: Mapping, tables) -> set[str]:
+    """The names of the files of ``tables`` (read elsewhere, e.g. by the engine); a table whose
+    files cannot be told is skipped here (reading it says why)."""
+    names: set[str] = set()
+    for table in tables:
+        try:
+            names |= {p.name for p in _find_files(folder, table, m.tables.get(table))}
+        except CrmDataError:
+            continue
+    return names
 
 
 def _read_file(path: Path, table: str, m: Mapping) -> RawTable:

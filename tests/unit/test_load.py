@@ -7,7 +7,7 @@ import pytest
 
 from crmlib.data import open_data
 from crmlib.errors import CrmConfigError, CrmDataError
-from crmlib.load import parse_number_text, parse_timestamps
+from crmlib.load import parse_number_text, parse_timestamps, read_source
 
 HEAD = "deal_id,name,status,amount,currency,created_at,closed_at,lost_reason\n"
 EXT = "2025-01-01"
@@ -294,6 +294,17 @@ def test_a_list_of_file_globs_appends_every_match_and_keeps_each_files_rows(writ
     q = data.quarantine
     assert q[["source", "row", "key"]].values.tolist() == [["Task.csv + Event.csv", 3, "T2"]]
     assert "leads" not in data.tables  # no file matches: the table is absent, not an error
+
+
+def test_reading_some_tables_reports_only_files_of_no_table_as_unused(write_export):
+    """A large source reads its light tables here and its heavy ones in the engine: the heavy
+    tables' files are not "not used"; a file that belongs to no table still is."""
+    src = write_export({"deals.csv": "deal_id,status,amount,created_at\n1,open,5,2024-01-01\n",
+                        "activities.csv": "activity_id,type,created_at\na1,call,2024-01-02\n",
+                        "budget_2024.csv": "x\n1\n"})
+    notes = read_source(src, tables=("deals",)).notes
+    assert notes == ["files not used (not a known table): budget_2024.csv"]
+    assert read_source(src).notes == notes
 
 
 def test_ignored_columns_are_not_reported_as_unused(write_export):
