@@ -32,7 +32,7 @@ import pandas as pd
 from .audit import audit
 from .errors import CrmConfigError, CrmDataError, MissingTableError
 from .load import Mapping, export_mapping, is_database_url, read_source, safe_source_label
-from .memory import one_chunk, release
+from .memory import read_parquet_lean, release
 from .schema import TABLES, spec
 
 SNAPSHOT_VERSION = 1
@@ -285,7 +285,7 @@ class _LazyTables(MutableMapping):
 
     def _read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """A table's file (or some of its columns) as a frame, text columns in one block each."""
-        df = one_chunk(pd.read_parquet(self.path(name), columns=columns))
+        df = read_parquet_lean(self.path(name), columns=columns)
         df = self.on_load(name, df) if self.on_load else df
         release()  # what Arrow used while reading the file
         return df

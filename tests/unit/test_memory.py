@@ -49,3 +49,34 @@ def test_one_chunk_joins_text_columns_read_in_row_groups_without_changing_them(t
     pd.testing.assert_frame_equal(joined, read)  # same values, dtypes, missing values and index
     pd.testing.assert_frame_equal(joined.iloc[[4_999, 0, 2_500]], read.iloc[[4_999, 0, 2_500]])
     assert pd.isna(joined.loc[1, "kind"]) and joined.loc[0, "id"] == "000000"
+
+
+def test_reading_a_file_column_by_column_gives_what_pandas_reads(tmp_path):
+    """Every canonical dtype, missing values, zero-padded ids, text in one block; a subset of
+    columns; a file written with its own index and an empty file read as pandas reads them."""
+    n = 3_000
+    frame = pd.DataFrame({
+        "id": pd.Series([f"0{i:05d}" for i in range(n)], dtype="str"),
+        "kind": pd.Series(["call", None, "Email "] * (n // 3), dtype="str"),
+        "amount": np.where(np.arange(n) % 7 == 0, np.nan, np.arange(n, dtype="float64")),
+        "count": np.arange(n, dtype="int64"),
+        "flag": pd.array([True, False, None] * (n // 3), dtype="boolean"),
+        "at": pd.Series(pd.date_range("2026-01-01", periods=n, freq="h", tz="Europe/Berlin")).dt.as_unit("us")
+              .where(np.arange(n) % 5 != 0),
+    })
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path, index=False, row_group_size=400)
+    lean = memory.read_parquet_lean(path)
+    pd.testing.assert_frame_equal(lean, pd.read_parquet(path))
+    pd.testing.assert_frame_equal(lean, frame)
+    assert lean["id"].array.__arrow_array__().num_chunks == 1
+    pd.testing.assert_frame_equal(memory.read_parquet_lean(path, columns=["at", "id"]),
+                                  pd.read_parquet(path, columns=["at", "id"]))
+    indexed = frame.set_index("id")
+    indexed.to_parquet(tmp_path / "i.parquet")
+    pd.testing.assert_frame_equal(memory.read_parquet_lean(tmp_path / "i.parquet"), indexed)
+    frame.iloc[10:20].to_parquet(tmp_path / "r.parquet")  # a RangeIndex starting at 10
+    pd.testing.assert_frame_equal(memory.read_parquet_lean(tmp_path / "r.parquet"), frame.iloc[10:20])
+    frame.head(0).to_parquet(tmp_path / "e.parquet", index=False)
+    pd.testing.assert_frame_equal(memory.read_parquet_lean(tmp_path / "e.parquet"),
+                                  pd.read_parquet(tmp_path / "e.parquet"))
