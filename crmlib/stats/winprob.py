@@ -701,6 +701,7 @@ class PipelineSimulation:
     _p: np.ndarray = field(repr=False, default=None)  # p_win per deal (no model)
     _x: np.ndarray | None = field(repr=False, default=None)  # model design per deal
     _betas: np.ndarray | None = field(repr=False, default=None)  # (n_draws, k) drawn coefficients
+    _memo: dict = field(repr=False, default_factory=dict)  # a mask's digest -> its totals per draw
 
     def _blocks(self):
         """(deal slice, won revenue of those deals per draw) block by block, in deal order."""
@@ -718,14 +719,30 @@ class PipelineSimulation:
 
     def totals(self, masks) -> np.ndarray:
         """Simulated won revenue per draw of each group of deals: (n_draws, groups) for a
-        (deals, groups) boolean ``masks`` (or a single mask: (n_draws,))."""
+        (deals, groups) boolean ``masks`` (or a single mask: (n_draws,)).
+
+        Drawing is the cost (draws x deals outcomes), so every group asked for at once is
+        summed in one pass over the draws, and the totals of each group are remembered: a
+        group asked for again (the deals due by the quarter's end after :meth:`by_period`
+        summed them) costs no second pass.
+        """
+        import hashlib
+
         m = np.asarray(masks, dtype=bool)
         single = m.ndim == 1
         m = m[:, None] if single else m
-        out = np.zeros((self.n_draws, m.shape[1]))
-        for sl, revenue in self._blocks():
-            out += revenue @ m[sl]
-        return out[:, 0] if single else out
+        keys = [hashlib.blake2b(np.ascontiguousarray(m[:, j]).tobytes(), digest_size=16).digest()
+                for j in range(m.shape[1])]
+        todo = [j for j, k in enumerate(keys) if k not in self._memo]
+        if todo:
+            part = m[:, todo]
+            out = np.zeros((self.n_draws, len(todo)))
+            for sl, revenue in self._blocks():
+                out += revenue @ part[sl]
+            for i, j in enumerate(todo):
+                self._memo[keys[j]] = out[:, i]
+        found = np.column_stack([self._memo[k] for k in keys])
+        return found[:, 0] if single else found
 
     @property
     def revenue(self) -> np.ndarray:
@@ -750,11 +767,15 @@ class PipelineSimulation:
         d = self.deals
         keys = d[["period", "period_start"]].drop_duplicates().sort_values("period_start", na_position="last")
         masks = [(d["period"] == label).to_numpy() for label in keys["period"]] + [np.ones(len(d), bool)]
-        totals = self.totals(np.column_stack(masks))  # one pass over the draws for every group
+        # in the same pass: the deals due before each period's start, what until() asks at a
+        # boundary (the end of the quarter, say)
+        due = d["expected_close_at"]
+        ahead = [(due.notna() & (due < start)).to_numpy() for start in keys["period_start"].dropna()]
+        totals = self.totals(np.column_stack(masks + ahead))  # one pass over the draws for every group
         rows = [{"period": label, **self._interval(mask, totals[:, j]),
                  "overdue": int((d["overdue"] & (d["period"] == label)).sum())}
                 for j, (label, mask) in enumerate(zip(keys["period"], masks, strict=False))]
-        rows.append({"period": "all open deals", **self._interval(masks[-1], totals[:, -1]),
+        rows.append({"period": "all open deals", **self._interval(masks[-1], totals[:, len(masks) - 1]),
                      "overdue": int(d["overdue"].sum())})
         return pd.DataFrame(rows)
 

@@ -439,3 +439,24 @@ def test_a_model_on_more_deals_than_max_deals_learns_from_a_seeded_sample_and_sa
     np.testing.assert_array_equal(np.asarray(a.model.result.params), np.asarray(b.model.result.params))
     assert "a random sample of 150 deals" in narrative.describe_win_test(a)
     assert "random sample" not in narrative.describe_win_test(whole)
+
+
+def test_the_deals_due_by_a_period_boundary_come_from_the_by_period_pass(monkeypatch):
+    """by_period() also sums the deals due before each period's start in its one pass over the
+    draws: until() at such a boundary (the quarter's end) draws nothing again, and gives what
+    a fresh simulation's until() gives; a date between boundaries still draws its own pass."""
+    scored = pd.concat([_scored()] * 3, ignore_index=True)
+    scored["deal_id"] = [f"d{i}" for i in range(len(scored))]
+    sim = simulate_pipeline(scored, t("2026-03-01"), n_draws=500, seed=11)
+    fresh = simulate_pipeline(scored, t("2026-03-01"), n_draws=500, seed=11)
+    passes = []
+    blocks = type(sim)._blocks
+    monkeypatch.setattr(type(sim), "_blocks", lambda self: passes.append(1) or blocks(self))
+    sim.by_period()
+    assert len(passes) == 1
+    got = sim.until(t("2026-04-01"))  # the start of April: a boundary
+    assert len(passes) == 1
+    want = fresh.until(t("2026-04-01"))
+    assert got == pytest.approx(want, rel=1e-12)  # the same draws, summed with more columns at once
+    sim.until(t("2026-03-15"))
+    assert len(passes) == 2
