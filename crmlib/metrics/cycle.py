@@ -43,15 +43,16 @@ def _visit_starts(history: pd.DataFrame, as_of: pd.Timestamp, *, last_only: bool
     return h.take(order).reset_index(drop=True), deal
 
 
-def _last_visits(history: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
+def _last_visits(history: pd.DataFrame, *, as_of: pd.Timestamp, deal_ids=None) -> pd.DataFrame:
     """Each deal's last stage visit before as_of: deal_id, stage, entered_at (the visit's first entry).
 
     The same rows as the last visit per deal of :func:`stage_visits`, without building
     every visit (a large export's history has millions). A scan of the table
-    (:class:`crmlib.pushdown.scan.ParquetScan`) asks DuckDB for them.
+    (:class:`crmlib.pushdown.scan.ParquetScan`) asks DuckDB for them, of the deals
+    ``deal_ids`` only when given (a frame gives every deal's).
     """
     if is_scan(history):
-        return _engine(history).last_visits(history, as_of=as_of)
+        return _engine(history).last_visits(history, as_of=as_of, deal_ids=deal_ids)
     return _visit_starts(history, ensure_instant(as_of), last_only=True)[0]
 
 

@@ -87,7 +87,8 @@ def deal_status_at(deals: pd.DataFrame, as_of: pd.Timestamp, *, columns: Sequenc
 
 
 @metric(report="02", unit="days")
-def stage_at(deals: pd.DataFrame, history: pd.DataFrame | None, as_of: pd.Timestamp) -> pd.DataFrame:
+def stage_at(deals: pd.DataFrame, history: pd.DataFrame | None, as_of: pd.Timestamp, *,
+             open_only: bool = False) -> pd.DataFrame:
     """The stage each deal was in at as_of, when it entered it, and the days it has spent there since.
 
     Parameters
@@ -96,6 +97,8 @@ def stage_at(deals: pd.DataFrame, history: pd.DataFrame | None, as_of: pd.Timest
     history : the canonical ``stage_history`` table, a scan of it (:meth:`crmlib.data.CrmData.scan`),
         or None.
     as_of : the instant "now".
+    open_only : only the deals open at as_of (what the pipeline and the stalled-deal check
+        look at; a scan then asks DuckDB for the stages of those deals alone).
 
     Returns
     -------
@@ -107,10 +110,13 @@ def stage_at(deals: pd.DataFrame, history: pd.DataFrame | None, as_of: pd.Timest
     """
     as_of = ensure_instant(as_of)
     out = deal_status_at(deals, as_of)
+    if open_only:
+        out = out.loc[out["status_at"] == "open"]
     if "stage" not in out.columns:
         raise CrmDataError("deals lacks the stage column", table="deals", column="stage")
     if history is not None and len(history):
-        last = _last_visits(history, as_of=as_of).set_index("deal_id")
+        ids = out["deal_id"] if open_only and is_scan(history) else None
+        last = _last_visits(history, as_of=as_of, deal_ids=ids).set_index("deal_id")
         h_stage = out["deal_id"].map(last["stage"])
         h_entered = out["deal_id"].map(last["entered_at"])
     else:
@@ -160,7 +166,7 @@ def open_pipeline(deals: pd.DataFrame, stages: pd.DataFrame | None, as_of: pd.Ti
         raise ValueError("by needs at least one column")
     require_single_currency(deals, amount_col)
     if history is not None:
-        d = stage_at(deals, history, as_of)
+        d = stage_at(deals, history, as_of, open_only=True)
         d["stage"] = d["stage_at"]
     else:
         d = deal_status_at(deals, as_of)
@@ -508,8 +514,7 @@ def stalled_deals(deals: pd.DataFrame, history: pd.DataFrame | None, *, as_of: p
     if norms is None and history is None and not overrides:
         raise MissingTableError("stalled deals need stage_history (for time in stage and the default "
                                 "norms) or explicit norms/overrides per stage", table="stage_history")
-    d = stage_at(deals, history, as_of)
-    d = d.loc[d["status_at"] == "open"].copy()
+    d = stage_at(deals, history, as_of, open_only=True).copy()
     if norms is None and history is not None:
         norms = stage_time_norms(history, as_of=as_of, quantile=quantile)
     norm_map = _norm_series(norms)

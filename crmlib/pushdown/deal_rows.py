@@ -25,12 +25,13 @@ from ..periods import ensure_instant
 from .expressions import micros, to_micros
 from .scan import ParquetScan
 
-__all__ = ["deal_rows", "deal_counts", "open_tasks"]
+__all__ = ["deal_rows", "deal_counts", "open_tasks", "ids_memtable"]
 
 _DIALECT = "duckdb"
 
 
-def _ids_table(deal_ids):
+def ids_memtable(deal_ids):
+    """Deal ids (missing and repeated ones dropped) as a one-column Ibis table, to semi-join with."""
     import ibis
     import pyarrow as pa
 
@@ -44,7 +45,7 @@ def _before(t, time_col: str, before_us: int, deal_ids, values: Mapping[str, Seq
     for col, allowed in (values or {}).items():
         h = h.filter(h[col].isin(list(allowed)))
     if deal_ids is not None:  # built inside the query: the id table belongs to its connection
-        h = h.semi_join(_ids_table(deal_ids), "deal_id")
+        h = h.semi_join(ids_memtable(deal_ids), "deal_id")
     return h
 
 

@@ -21,11 +21,13 @@ DuckDB's ``quantile_cont``, the linear interpolation pandas uses by default.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
 from ..periods import ensure_instant
-from .deal_rows import deal_rows
+from .deal_rows import deal_rows, ids_memtable
 from .expressions import micros, stage_visits, to_micros
 from .scan import ParquetScan
 
@@ -43,11 +45,16 @@ def _days(us):
     return (us.cast("float64") / 1e6) / 86_400.0
 
 
-def last_visits(scan: ParquetScan, *, as_of) -> pd.DataFrame:
-    """Each deal's last visit before as_of: deal_id, stage, entered_at (the visit's first entry), by deal_id."""
+def last_visits(scan: ParquetScan, *, as_of, deal_ids=None) -> pd.DataFrame:
+    """Each deal's last visit before as_of: deal_id, stage, entered_at (the visit's first entry), by
+    deal_id; of the deals ``deal_ids`` only when given (their rows alone are read into visits:
+    the deals open today are a small part of the history)."""
     as_of = ensure_instant(as_of)
+    ids = None if deal_ids is None else pd.Series(deal_ids, dtype="str").dropna().drop_duplicates().sort_values()
 
     def build(table):
+        if ids is not None:
+            table = table.semi_join(ids_memtable(ids), "deal_id")
         v = _visits(table, as_of)
         return v.filter(v.left_us.isnull()).select("deal_id", "stage", "entered_us").order_by("deal_id")
 
@@ -56,7 +63,8 @@ def last_visits(scan: ParquetScan, *, as_of) -> pd.DataFrame:
         out["entered_at"] = scan.timestamps(out.pop("entered_us"), "entered_at")
         return out
 
-    return scan.cached(("last_visits", as_of), compute)
+    key = None if ids is None else hashlib.blake2b("\x1f".join(ids).encode(), digest_size=16).digest()
+    return scan.cached(("last_visits", as_of, key), compute)
 
 
 def visits(scan: ParquetScan, *, as_of) -> pd.DataFrame:

@@ -133,6 +133,25 @@ def test_stage_at_comes_from_history_before_as_of_and_falls_back_to_the_deal(his
     assert out.loc["N", "stage_source"] == "deal"
 
 
+def test_stage_at_of_the_open_deals_only(history_as):
+    """open_only keeps the deals open at as_of, with the stages all deals would get: a deal
+    closed before as_of is left out (and a scan reads the open deals' rows alone)."""
+    d = make_deals([
+        dict(deal_id="H", stage="won", status="won", created_at="2026-09-01", closed_at="2026-10-02"),
+        dict(deal_id="L", stage="lost", status="lost", created_at="2026-09-01", closed_at="2026-09-10"),
+        dict(deal_id="N", stage="proposal", created_at="2026-09-20 12:00"),
+    ])
+    h = make_history([("H", "qualify", "2026-09-01"), ("H", "invoicing", "2026-09-18"),
+                      ("H", "invoicing", "2026-09-20"), ("L", "qualify", "2026-09-01"), ("H", "won", "2026-10-02")])
+    out = stage_at(d, history_as(h), AS_OF, open_only=True).set_index("deal_id")
+    assert out.index.tolist() == ["H", "N"]  # L was lost on 10 September
+    assert out.loc["H", "stage_at"] == "invoicing"
+    assert out.loc["H", "stage_entered_at"] == t("2026-09-18")  # the visit's first entry
+    assert out.loc["N", "stage_source"] == "deal"
+    every = stage_at(d, history_as(h), AS_OF).set_index("deal_id")
+    pd.testing.assert_frame_equal(out, every.loc[["H", "N"]])
+
+
 # ----------------------------------------------------------------------------- open pipeline
 PIPE_DEALS = [
     dict(deal_id="D1", stage="qualify", amount=100.0, created_at="2026-09-01"),
