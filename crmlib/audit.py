@@ -29,6 +29,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from .errors import CrmDataError
+from .lookup import isin
 from .load import Problem, RawExport, coerce_table
 from .schema import EMAIL_RE, PHONE_RE, TABLES, spec
 
@@ -337,24 +338,11 @@ def _flag_checks(ta: _TableAudit, kept_keys: dict[str, pd.Series]) -> None:
         if target_table not in kept_keys:
             continue
         vals = df[c.name]
-        orphan = alive & vals.notna() & ~_isin(vals, kept_keys[target_table])
+        orphan = alive & vals.notna() & ~isin(vals, kept_keys[target_table])
         ta.flag(orphan, c.name, "orphan",
                 vals[orphan].map(lambda v, tt=target_table: f"{c.name} {str(v)[:40]} does not exist in {tt}"))
     if ta.table in ("contacts", "leads", "accounts"):
         _flag_duplicates(ta, alive)
-
-
-def _isin(values: pd.Series, keys: pd.Series) -> pd.Series:
-    """``values.isin(keys)``; for text, with Arrow's hash lookup (pandas checks Arrow strings one
-    key at a time: seconds for a million keys)."""
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        found = pc.is_in(pa.array(values.array), value_set=pa.array(keys.array))
-        return pd.Series(found.to_numpy(zero_copy_only=False), index=values.index).fillna(False).astype(bool)
-    except (TypeError, ValueError, pa.ArrowException):  # not text on both sides
-        return values.isin(keys)
 
 
 def _flag_duplicates(ta: _TableAudit, alive: pd.Series) -> None:
@@ -413,7 +401,7 @@ def _history_checks(audits: dict[str, _TableAudit]) -> None:
     if not len(hist):
         return
     entered = hist.groupby(["deal_id", "stage"]).size().reset_index()[["deal_id", "stage"]]
-    has_hist = deals["deal_id"].isin(hist["deal_id"])
+    has_hist = isin(deals["deal_id"], hist["deal_id"])
     pair = deals[["deal_id", "stage"]].merge(entered.assign(_in=True), on=["deal_id", "stage"], how="left")
     missing = has_hist.to_numpy() & pair["_in"].isna().to_numpy() & deals["stage"].notna().to_numpy()
     deals_ta.flag(pd.Series(missing, index=deals.index).reindex(deals_ta.typed.index, fill_value=False),

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CrmDataError
+from ..lookup import isin
 from ..periods import ensure_instant
 from ..stats.intervals import wilson, wilson_frame
 from .catalogue import metric
@@ -285,7 +286,7 @@ def marketing_roi(campaigns: pd.DataFrame, leads: pd.DataFrame, deals: pd.DataFr
         won = won.loc[won["closed_at"] >= start]
     all_cl = _campaign_leads(leads, end)
     deal_ids = set(all_cl["deal_id"].dropna())
-    won = won.loc[won["deal_id"].isin(deal_ids)]
+    won = won.loc[isin(won["deal_id"], deal_ids)]
     return MarketingRoi(start, end, spend, int(len(cl)), int(len(won)), float(won[amount_col].sum()))
 
 
@@ -355,7 +356,7 @@ def campaign_attribution(leads: pd.DataFrame, deals: pd.DataFrame, *, as_of: pd.
         if "account_id" in deals.columns else \
         _won_deals(deals, as_of, amount_col).assign(account_id=pd.NA)[["deal_id", "account_id", "created_at",
                                                                        amount_col]]
-    first = (cl.loc[cl["deal_id"].isin(won["deal_id"])].sort_values(["created_at", "lead_id"])
+    first = (cl.loc[isin(cl["deal_id"], won["deal_id"])].sort_values(["created_at", "lead_id"])
              .drop_duplicates("deal_id")[["deal_id", "campaign_id"]])
     first = first.merge(won, on="deal_id")
     # the account of every campaign lead

@@ -30,6 +30,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from ..errors import CrmDataError
+from ..lookup import isin
 from ..money import require_single_currency
 from ..periods import ensure_instant, periods_back
 from ..stats.intervals import Proportion, wilson, wilson_frame
@@ -700,7 +701,7 @@ def _rows_before(history, before, deal_ids=None) -> pd.DataFrame:
         return _engine(history).rows_before(history, before=before, deal_ids=deal_ids)
     keep = history["entered_at"] < before
     if deal_ids is not None:
-        keep &= history["deal_id"].isin(deal_ids)
+        keep &= isin(history["deal_id"], deal_ids)
     return history.loc[keep, ["deal_id", "stage", "entered_at"]]
 
 
@@ -802,7 +803,7 @@ def stage_funnel(deals: pd.DataFrame, history: pd.DataFrame, stages: pd.DataFram
     furthest = h.assign(_r=h["stage"].map(rank)).groupby("deal_id")["_r"].max()
     per = d[["deal_id", "status_at"]].copy()
     per["furthest"] = per["deal_id"].map(furthest)
-    per["has_history"] = per["deal_id"].isin(h["deal_id"])
+    per["has_history"] = isin(per["deal_id"], h["deal_id"])
     per["furthest"] = per["furthest"].fillna(1)
     won_rank = min((rank[s] for s in won_st if s in rank), default=None)
     if won_rank is not None:
@@ -864,7 +865,7 @@ def lost_deals(deals: pd.DataFrame, history: pd.DataFrame | None = None, stages:
             h = hd = _rows_before(history, as_of, d["deal_id"])
         else:  # which stages close a deal is read from where every deal ends
             h = _rows_before(history, as_of)
-            hd = h.loc[h["deal_id"].isin(d["deal_id"])]
+            hd = h.loc[isin(h["deal_id"], d["deal_id"])]
         won_st, lost_st = _closed_stage_names(h, stages, status_map)
         closed = won_st | lost_st
         hd = hd.sort_values(["deal_id", "entered_at"], kind="stable")

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CrmDataError, MissingTableError
+from ..lookup import isin
 from ..money import require_single_currency
 from ..periods import ensure_instant
 from ..pushdown.info import require_rows
@@ -359,9 +360,9 @@ def _advanced(d, history, stages, start, end) -> pd.Series | None:
         return None
     if is_scan(history):  # only the deals that entered a stage in the window can have advanced
         h = _engine(history).entries_around(history, start=start, end=end)
-        h = h.loc[h["deal_id"].isin(d["deal_id"])]
+        h = h.loc[isin(h["deal_id"], d["deal_id"])]
     else:
-        h = history.loc[history["deal_id"].isin(d["deal_id"]) & (history["entered_at"] < end)]
+        h = history.loc[isin(history["deal_id"], d["deal_id"]) & (history["entered_at"] < end)]
     h = h.sort_values(["deal_id", "entered_at"], kind="stable").copy()
     if "pipeline" in d.columns:
         h["pipeline"] = h["deal_id"].map(d.drop_duplicates("deal_id").set_index("deal_id")["pipeline"])
@@ -372,7 +373,7 @@ def _advanced(d, history, stages, start, end) -> pd.Series | None:
     prev_order = h["_order"].shift().where(same)
     moved_up = same & (h["_order"] > prev_order) & ~h["_closed"] & (h["entered_at"] >= start)
     ids = set(h.loc[moved_up, "deal_id"])
-    return d["deal_id"].isin(ids)
+    return isin(d["deal_id"], ids)
 
 
 # ----------------------------------------------------------------------------- win rate, velocity

@@ -55,6 +55,7 @@ from scipy import stats as sps
 from scipy.special import expit
 
 from ..errors import CrmConfigError, CrmDataError
+from ..lookup import isin
 from ..periods import ensure_instant
 from ..pushdown.scan import is_scan
 
@@ -114,7 +115,7 @@ def deal_features(deals: pd.DataFrame, at, *, history: pd.DataFrame | None = Non
     is_closed = d["status"].isin(_CLOSED).to_numpy() & ~np.isnan(closed_ns)
     t_ns = np.array([t.value for t in times], dtype="float64")
     only = None if only is None else pd.Index(only)
-    cols = np.arange(len(d)) if only is None else np.flatnonzero(d["deal_id"].isin(only).to_numpy())
+    cols = np.arange(len(d)) if only is None else np.flatnonzero(isin(d["deal_id"], only).to_numpy())
     open_at = (created[cols][None, :] < t_ns[:, None]) & ~(
         is_closed[cols][None, :] & (closed_ns[cols][None, :] < t_ns[:, None]))
     ti, di = np.nonzero(open_at)
@@ -138,10 +139,10 @@ def deal_features(deals: pd.DataFrame, at, *, history: pd.DataFrame | None = Non
     if is_scan(history):  # a large snapshot's history in its file: the rows these deals need
         history = _scanned_history(history, times, only if only is not None else rows["deal_id"].unique())
     elif only is not None and history is not None:  # the sampled deals' stage changes only
-        history = history.loc[history["deal_id"].isin(only)]
+        history = history.loc[isin(history["deal_id"], only)]
     if only is not None and activities is not None and not is_scan(activities) \
             and "deal_id" in activities.columns:  # the sampled deals' activities only
-        activities = _keep_attrs(activities, activities.loc[activities["deal_id"].isin(only)])
+        activities = _keep_attrs(activities, activities.loc[isin(activities["deal_id"], only)])
     rows = _with_stage(rows, history)
     rows = _with_owner_history(rows, d, prior_deals)
     rows = _with_activities(rows, activities)
