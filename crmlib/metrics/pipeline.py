@@ -365,7 +365,8 @@ def _advanced(d, history, stages, start, end) -> pd.Series | None:
         h = history.loc[isin(history["deal_id"], d["deal_id"]) & (history["entered_at"] < end)]
     h = h.sort_values(["deal_id", "entered_at"], kind="stable").copy()
     if "pipeline" in d.columns:
-        h["pipeline"] = h["deal_id"].map(d.drop_duplicates("deal_id").set_index("deal_id")["pipeline"])
+        mine = d.loc[isin(d["deal_id"], h["deal_id"]), ["deal_id", "pipeline"]]  # the deals with rows only
+        h["pipeline"] = h["deal_id"].map(mine.drop_duplicates("deal_id").set_index("deal_id")["pipeline"])
     info = _stage_info(h, stages)
     h["_order"] = info["order"]
     h["_closed"] = info["is_closed"].fillna(False).astype(bool)
