@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CrmConfigError
+from ..lookup import isin
 from ..money import require_single_currency
 from ..periods import Period, ensure_instant, period_bounds, working_days
 from ..pushdown.info import aggregate, first_logged, require_rows
@@ -440,18 +441,24 @@ def quota_attainment(deals: pd.DataFrame, targets: pd.DataFrame, *, as_of: pd.Ti
         out["owner_id"] = out["owner_id"].astype("str")
         return _with_names(out, users)
     d = deal_status_at(deals, as_of)
-    won = d.loc[(d["status_at"] == "won") & d["owner_id"].isin(t["owner_id"])]
-    actual = []
-    elapsed = []
-    for row in t.itertuples():
-        mine = won.loc[(won["owner_id"] == row.owner_id) & (won["closed_at"] >= row.period_start)
-                       & (won["closed_at"] < min(row.end_excl, as_of))]
-        actual.append(float(mine[amount_col].sum()) if target_metric == "revenue" else float(len(mine)))
-        total = working_days(row.period_start, row.end_excl, holiday_country)
-        done = working_days(row.period_start, min(as_of, row.end_excl), holiday_country)
-        elapsed.append(done / total if total else math.nan)
+    won = d.loc[(d["status_at"] == "won") & isin(d["owner_id"], t["owner_id"])]
+    # each owner's won deals inside their own period, summed per owner in one pass (one row
+    # per owner in t, so the merge pairs each won deal with its owner's period alone)
+    keep = ["owner_id", "closed_at"] + ([amount_col] if target_metric == "revenue" else [])
+    m = won[keep].merge(t[["owner_id", "period_start", "end_excl"]], on="owner_id", how="inner")
+    m = m.loc[(m["closed_at"] >= m["period_start"])
+              & (m["closed_at"] < m["end_excl"].where(m["end_excl"] < as_of, as_of))]
+    per_owner = m.groupby("owner_id")[amount_col].sum() if target_metric == "revenue" \
+        else m.groupby("owner_id").size().astype("float64")
+    elapsed, days = [], {}  # owners share a few periods: their working days are counted once each
+    for start, end in zip(t["period_start"], t["end_excl"], strict=True):
+        if (start, end) not in days:
+            total = working_days(start, end, holiday_country)
+            done = working_days(start, min(as_of, end), holiday_country)
+            days[(start, end)] = done / total if total else math.nan
+        elapsed.append(days[(start, end)])
     out = t[["owner_id", "period_start", "period_end", "target"]].copy()
-    out["actual"] = actual
+    out["actual"] = out["owner_id"].map(per_owner).fillna(0.0).astype("float64").to_numpy()
     out["target"] = out["target"].astype("float64")
     out["attainment"] = out["actual"] / out["target"].where(out["target"] > 0)
     out["elapsed_share"] = elapsed
