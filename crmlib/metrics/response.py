@@ -39,8 +39,10 @@ from scipy.stats import chi2_contingency
 from statsmodels.duration.survfunc import SurvfuncRight
 
 from ..errors import CrmConfigError, CrmDataError
+from ..lookup import isin
 from ..periods import ensure_instant
 from ..pushdown.info import first_logged, require_rows
+from ..pushdown.scan import is_scan
 from ..stats.intervals import Proportion, wilson, wilson_frame
 from ..stats.spikes import weekly_spikes
 from .catalogue import metric
@@ -285,11 +287,9 @@ def inbound_calls(activities: pd.DataFrame, as_of: pd.Timestamp, *, start: pd.Ti
         require_rows(activities, start, what="inbound calls")
     cols = ["activity_id", "created_at", "owner_id", "account_id", "lead_id", "deal_id", "outcome",
             "duration_s"]
-    inb = _calls(activities, as_of, columns=cols, direction="inbound")
-    if start is not None:
-        inb = inb.loc[inb["created_at"] >= ensure_instant(start, name="start")]
-    if end is not None:
-        inb = inb.loc[inb["created_at"] < ensure_instant(end, name="end")]
+    inb = _calls(activities, as_of, columns=cols, direction="inbound",
+                 since=None if start is None else ensure_instant(start, name="start"),
+                 until=None if end is None else ensure_instant(end, name="end"))
     out = inb.drop(columns="_dir").reset_index(drop=True)  # callbacks are matched back by row label
     outcome = out["outcome"].astype("str").str.strip().str.lower()
     missed_set = {_norm(x) for x in missed_outcomes}
@@ -299,14 +299,15 @@ def inbound_calls(activities: pd.DataFrame, as_of: pd.Timestamp, *, start: pd.Ti
     out = _add_calendar(out)
 
     # callbacks: the first outbound call after the missed call sharing any of its keys
-    outbound = _calls(activities, as_of, columns=["created_at", "lead_id", "deal_id", "account_id"],
-                      direction="outbound")
     is_missed = out["missed"].fillna(False).astype(bool)
     hits = [pd.Series(pd.NaT, index=out.index, dtype=out["created_at"].dtype)]
     for key in ("lead_id", "deal_id", "account_id"):
         left = out.loc[is_missed & out[key].notna(), ["created_at", key]]
-        right = outbound.loc[outbound[key].isin(left[key].unique()), ["created_at", key]]  # keys of missed calls
-        if not len(left) or not len(right):
+        if not len(left):
+            continue
+        right = _calls(activities, as_of, columns=["created_at", key], direction="outbound",
+                       key=(key, left[key].unique()))[["created_at", key]]  # the outbound calls on those keys
+        if not len(right):
             continue
         left = left.reset_index().sort_values("created_at", kind="stable")
         right = right.rename(columns={"created_at": "_cb"}).sort_values("_cb", kind="stable")
@@ -509,9 +510,8 @@ def call_heatmap(activities: pd.DataFrame, as_of: pd.Timestamp, *, start: pd.Tim
     if end <= start:
         raise CrmConfigError(f"call_heatmap needs start ({start}) before end ({end})")
     require_rows(activities, start, what="the calls of a window")
-    calls = _calls(activities, as_of, columns=["created_at"])
-    start = _logged_from(calls, start, as_of)
-    calls = calls.loc[(calls["created_at"] >= start) & (calls["created_at"] < end)]
+    start = _logged_from(activities, start, as_of)
+    calls = _calls(activities, as_of, columns=["created_at"], since=start, until=end)
     if direction is not None:
         calls = calls.loc[calls["_dir"] == str(direction).lower()]
     cal = _add_calendar(calls[["created_at"]])
@@ -559,9 +559,8 @@ def call_handling(activities: pd.DataFrame, as_of: pd.Timestamp, *, start: pd.Ti
         raise CrmConfigError(f"call_handling needs start ({start}) before end ({end})")
     by = [by] if isinstance(by, str) else list(by)
     require_rows(activities, start, what="the calls of a window")
-    calls = _calls(activities, as_of, columns=[*by, "created_at", "duration_s"])
-    start = _logged_from(calls, start, as_of)
-    calls = calls.loc[(calls["created_at"] >= start) & (calls["created_at"] < end)]
+    start = _logged_from(activities, start, as_of)
+    calls = _calls(activities, as_of, columns=[*by, "created_at", "duration_s"], since=start, until=end)
     missing = [c for c in by if c not in calls.columns]
     if missing:
         raise CrmDataError(f"activities has no column(s) {', '.join(missing)} to group calls by",
@@ -677,9 +676,16 @@ def _touches(activities: pd.DataFrame, as_of: pd.Timestamp, types) -> pd.DataFra
     """Outbound activities of ``types`` linked to a lead, before ``as_of``: lead_id, created_at, type (trimmed, lower case)."""
     a = activities
     wanted = {_norm(t) for t in types}
-    type_norm = _normalised(a["type"])
-    keep = (a["type"].isin([v for v, norm in type_norm.items() if norm in wanted])
-            & a["direction"].isin(_spelled(a["direction"], "outbound")) & a["lead_id"].notna()
+    type_norm = _normalised(_values(a, "type"))
+    spellings = [v for v, norm in type_norm.items() if norm in wanted]
+    outbound = _spelled(_values(a, "direction"), "outbound")
+    if is_scan(a):  # a large snapshot's window: DuckDB picks the rows
+        from ..pushdown.activity import picked_rows
+
+        got = picked_rows(a, columns=["lead_id", "created_at", "type"], before=as_of,
+                          where={"type": spellings, "direction": outbound}, present=["lead_id"])
+        return got.assign(type=got["type"].map(type_norm).astype("str"))
+    keep = (a["type"].isin(spellings) & a["direction"].isin(outbound) & a["lead_id"].notna()
             & (a["created_at"] < as_of))
     rows = np.flatnonzero(keep.to_numpy(dtype=bool))
     return _pick(a, rows, ["lead_id", "created_at"]).assign(type=a["type"].iloc[rows].map(type_norm).astype("str"))
@@ -689,27 +695,69 @@ _NOT_FOR_CALLS = ("due_at", "completed_at")
 
 
 def _calls(activities: pd.DataFrame, as_of: pd.Timestamp, *, columns: Sequence[str] | None = None,
-           direction: str | None = None) -> pd.DataFrame:
+           direction: str | None = None, since: pd.Timestamp | None = None, until: pd.Timestamp | None = None,
+           key: tuple[str, Sequence] | None = None) -> pd.DataFrame:
     """The calls created before ``as_of`` with ``columns`` (default: all but the planned times) and ``_dir``.
 
-    ``direction`` keeps the calls of that direction only. Rows and columns are taken in
-    one step, so a large activities table is not copied whole first.
+    ``direction`` keeps the calls of that direction only; ``since`` and ``until`` those
+    created in ``[since, until)``; ``key`` = (column, values) those whose column holds one
+    of the values. Rows and columns are taken in one step, so a large activities table is
+    not copied whole first; a scan of a large snapshot's activities has DuckDB pick them.
     """
     _require(activities, ("activity_id", "type", "direction", "created_at", "outcome", "duration_s"),
              "activities")
     wanted = activities.columns if columns is None else columns
     cols = [c for c in wanted if c in activities.columns and c not in _NOT_FOR_CALLS]
-    keep = activities["type"].isin(_spelled(activities["type"], "call")) & (activities["created_at"] < as_of)
-    raw = activities["direction"]
-    if direction is not None:  # by the distinct spellings: no per-row strings are made
-        keep &= raw.isin(_spelled(raw, direction))
-    rows = np.flatnonzero(keep.to_numpy(dtype=bool))
-    codes, values = pd.factorize(raw.iloc[rows])  # each distinct spelling once; NA: code -1
+    is_call = _spelled(_values(activities, "type"), "call")
+    ways = None if direction is None else _spelled(_values(activities, "direction"), direction)
+    if is_scan(activities):
+        from ..pushdown.activity import picked_rows
+
+        where = {"type": is_call, **({} if ways is None else {"direction": ways}),
+                 **({} if key is None else {key[0]: pd.Series(key[1]).dropna().tolist()})}
+        got = picked_rows(activities, columns=list(dict.fromkeys([*cols, "direction"])), before=as_of,
+                          where=where, since=since, until=until)
+        raw = got["direction"]
+        picked = got[cols]
+    else:
+        keep = activities["type"].isin(is_call) & (activities["created_at"] < as_of)
+        if since is not None:
+            keep &= activities["created_at"] >= since
+        if until is not None:
+            keep &= activities["created_at"] < until
+        if ways is not None:  # by the distinct spellings: no per-row strings are made
+            keep &= activities["direction"].isin(ways)
+        if key is not None:
+            keep &= isin(activities[key[0]], key[1])
+        rows = np.flatnonzero(keep.to_numpy(dtype=bool))
+        raw = activities["direction"].iloc[rows]
+        picked = _pick(activities, rows, cols)
+    codes, values = pd.factorize(raw)  # each distinct spelling once; NA: code -1
     norm = [_norm(v) for v in values]
     kinds = sorted(set(norm))
     to_kind = np.array([kinds.index(n) for n in norm] + [-1], dtype="int64")  # code -1 picks the last: NA
     direction_kind = pd.Categorical.from_codes(to_kind[codes], categories=kinds)
-    return _pick(activities, rows, cols).assign(_dir=direction_kind)
+    return picked.assign(_dir=direction_kind)
+
+
+def _values(activities, column: str) -> pd.Series:
+    """A column's values, or for a scan its distinct values (all that spelling lookups need)."""
+    if is_scan(activities):
+        from ..pushdown.activity import distinct
+
+        return pd.Series(distinct(activities, column), dtype="str")
+    return activities[column]
+
+
+def _first_call(activities, as_of: pd.Timestamp):
+    """When the first call before ``as_of`` was logged (NaT without one)."""
+    is_call = _spelled(_values(activities, "type"), "call")
+    if is_scan(activities):
+        from ..pushdown.activity import first_time
+
+        return first_time(activities, before=as_of, where={"type": is_call})
+    made = activities["created_at"]
+    return made.loc[activities["type"].isin(is_call) & (made < as_of)].min()
 
 
 def _pick(frame: pd.DataFrame, rows: np.ndarray, columns: list[str]) -> pd.DataFrame:
@@ -733,11 +781,12 @@ def _spelled(values: pd.Series, word: str) -> list:
     return [v for v, norm in _normalised(values).items() if norm == word]
 
 
-def _logged_from(calls: pd.DataFrame, start: pd.Timestamp, as_of=None) -> pd.Timestamp:
+def _logged_from(activities, start: pd.Timestamp, as_of=None) -> pd.Timestamp:
     """``start``, or local midnight of the first logged call's day when that is later."""
-    if not len(calls):
+    first = _first_call(activities, as_of)
+    if pd.isna(first):
         return start
-    first = first_logged(calls, calls["created_at"].min(), as_of=as_of, types=("call",)).normalize()
+    first = first_logged(activities, first, as_of=as_of, types=("call",)).normalize()
     return max(start, first)
 
 

@@ -22,7 +22,7 @@ from ..periods import ensure_instant
 from .expressions import micros, to_micros
 from .scan import ParquetScan
 
-__all__ = ["done_counts", "scheduled_counts", "typed_rows"]
+__all__ = ["done_counts", "scheduled_counts", "typed_rows", "distinct", "picked_rows", "first_time"]
 
 _DIALECT = "duckdb"
 
@@ -92,3 +92,61 @@ def typed_rows(scan: ParquetScan, *, columns: Sequence[str], types: Sequence[str
         out[col] = scan.timestamps(out[col], col)
     out.attrs.update(scan.attrs)
     return out.reset_index(drop=True)
+
+
+def distinct(scan: ParquetScan, column: str) -> list:
+    """The distinct non-missing values of a text column (remembered: a report asks several times)."""
+    def compute():
+        out = scan.run(lambda t: t.select(column).filter(t[column].notnull()).distinct().order_by(column))
+        return out[column].tolist()
+
+    return scan.cached(("distinct", column), compute)
+
+
+def picked_rows(scan: ParquetScan, *, columns: Sequence[str], before, where: dict[str, Sequence] | None = None,
+                since=None, until=None, present: Sequence[str] = ()) -> pd.DataFrame:
+    """The rows with ``created_at`` before ``before`` (and in ``[since, until)`` when given), whose
+    columns hold one of the values of ``where`` and whose ``present`` columns are not missing:
+    the ``columns`` asked for, in the table's order, indexed by their position in the table
+    (the labels the loaded table gives them), with the scan's attrs."""
+    columns = list(columns)
+    stamps = [c for c in columns if str(scan.schema.field(c).type).startswith("timestamp")]
+    bounds = [("<", to_micros(ensure_instant(before)))]
+    if since is not None:
+        bounds.append((">=", to_micros(ensure_instant(since, name="since"))))
+    if until is not None:
+        bounds.append(("<", to_micros(ensure_instant(until, name="until"))))
+
+    def build(t):
+        made = micros(t.created_at, _DIALECT)
+        conds = [made < v if op == "<" else made >= v for op, v in bounds]
+        conds += [t[c].isin(list(vals)) for c, vals in (where or {}).items()]
+        conds += [t[c].notnull() for c in present]
+        picked = {c: micros(t[c], _DIALECT) if c in stamps else t[c] for c in columns}
+        return t.filter(conds).order_by("_pos").select(_row=t._pos, **picked)
+
+    out = scan.run(build)
+    for col in stamps:
+        out[col] = scan.timestamps(out[col], col)
+    out.index = pd.Index(out.pop("_row").astype("int64").to_numpy())
+    out.attrs.update(scan.attrs)
+    return out
+
+
+def first_time(scan: ParquetScan, *, before, where: dict[str, Sequence]):
+    """The earliest ``created_at`` before ``before`` among the rows whose columns hold one of the
+    values of ``where``, as the file's column reads (its timezone); NaT when there is none."""
+    before_us = to_micros(ensure_instant(before))
+
+    def compute():
+        def build(t):
+            made = micros(t.created_at, _DIALECT)
+            conds = [made < before_us] + [t[c].isin(list(vals)) for c, vals in where.items()]
+            return t.filter(conds).agg(first=made.min())
+
+        return scan.timestamps(scan.run(build)["first"], "created_at").iloc[0]
+
+    if any(not vals for vals in where.values()):
+        return pd.NaT
+    key = ("first_time", before_us, tuple((c, tuple(v)) for c, v in sorted(where.items())))
+    return scan.cached(key, compute)

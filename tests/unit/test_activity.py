@@ -84,7 +84,8 @@ ACTS = make_activities([
 
 # ----------------------------------------------------------------------------- activities
 def test_done_counts_logged_calls_and_emails_and_completed_meetings_and_tasks_before_as_of(table_as):
-    got = activities_done(table_as(ACTS, "activities"), start=WEEK.start, end=WEEK.end, as_of=AS_OF).set_index("owner_id")
+    acts = table_as(ACTS, "activities")
+    got = activities_done(acts, start=WEEK.start, end=WEEK.end, as_of=AS_OF).set_index("owner_id")
     assert got.loc["u1", ["call", "email", "meeting", "task", "done"]].tolist() == [1, 1, 1, 0, 3]
     # u2: a6 and s4 (both tasks completed in W39); a7 is completed after as_of, a5 never
     assert got.loc["u2", ["call", "email", "meeting", "task", "done"]].tolist() == [0, 0, 0, 2, 2]
@@ -93,14 +94,16 @@ def test_done_counts_logged_calls_and_emails_and_completed_meetings_and_tasks_be
 
 def test_done_window_is_cut_at_as_of(table_as):
     early = t("2026-09-24")  # Thursday 00:00: a4 (Tue) counted; a6 completed at that instant is not yet
-    got = activities_done(table_as(ACTS, "activities"), start=WEEK.start, end=WEEK.end, as_of=early).set_index("owner_id")
+    acts = table_as(ACTS, "activities")
+    got = activities_done(acts, start=WEEK.start, end=WEEK.end, as_of=early).set_index("owner_id")
     assert got.loc["u1", "done"] == 2  # a1, a4 (a3 is logged on Sunday)
     assert "u2" not in got.index
 
 
 def test_scheduled_means_due_in_the_window_and_not_completed_at_as_of(table_as):
     nxt = WEEK.next()
-    got = activities_scheduled(table_as(ACTS, "activities"), start=nxt.start, end=nxt.end, as_of=AS_OF).set_index("owner_id")
+    acts = table_as(ACTS, "activities")
+    got = activities_scheduled(acts, start=nxt.start, end=nxt.end, as_of=AS_OF).set_index("owner_id")
     assert got.loc["u1", ["meeting", "task", "scheduled"]].tolist() == [1, 0, 1]
     assert got.loc["u2", ["meeting", "task", "scheduled"]].tolist() == [0, 1, 1]  # s5 only
 

@@ -79,8 +79,8 @@ ACTS = make_acts([
 ])
 
 
-def test_first_touch_is_the_first_outbound_call_or_email_after_the_lead():
-    ft = first_touches(LEADS, ACTS, AS_OF).set_index("lead_id")
+def test_first_touch_is_the_first_outbound_call_or_email_after_the_lead(table_as):
+    ft = first_touches(LEADS, table_as(ACTS, "activities"), AS_OF).set_index("lead_id")
     assert list(ft.index) == ["L4", "L1", "L2", "L3"]  # L5 came in after as_of; ordered by created_at
     assert ft.loc["L1", "minutes"] == pytest.approx(3.0)
     assert ft.loc["L1", "first_touch_type"] == "call"
@@ -91,14 +91,14 @@ def test_first_touch_is_the_first_outbound_call_or_email_after_the_lead():
     assert ft.loc["L3", "age_minutes"] == pytest.approx(120.0)
 
 
-def test_leads_from_before_the_first_logged_touch_are_kept_but_not_judged():
-    ft = first_touches(LEADS, ACTS, AS_OF).set_index("lead_id")
+def test_leads_from_before_the_first_logged_touch_are_kept_but_not_judged(table_as):
+    ft = first_touches(LEADS, table_as(ACTS, "activities"), AS_OF).set_index("lead_id")
     # the first logged touch of any lead is 2026-09-26 09:50, so L4 (09-20) cannot be judged
     assert ft["judged"].to_dict() == {"L4": False, "L1": True, "L2": True, "L3": True}
 
 
-def test_first_touches_window_keeps_leads_created_in_it_but_finds_touches_up_to_as_of():
-    ft = first_touches(LEADS, ACTS, AS_OF, start=t("2026-09-26"), end=t("2026-09-27"))
+def test_first_touches_window_keeps_leads_created_in_it_but_finds_touches_up_to_as_of(table_as):
+    ft = first_touches(LEADS, table_as(ACTS, "activities"), AS_OF, start=t("2026-09-26"), end=t("2026-09-27"))
     assert list(ft["lead_id"]) == ["L1", "L2"]
     assert ft["judged"].all()
 
@@ -193,8 +193,8 @@ CALLS = make_acts([
 ])
 
 
-def test_inbound_calls_mark_missed_calls_and_find_callbacks_on_lead_or_account():
-    got = inbound_calls(CALLS, AS_OF).set_index("created_at")
+def test_inbound_calls_mark_missed_calls_and_find_callbacks_on_lead_or_account(table_as):
+    got = inbound_calls(table_as(CALLS, "activities"), AS_OF).set_index("created_at")
     assert len(got) == 6
     missed = got["missed"]
     assert missed.loc[t("2026-09-21 09:00")] == True  # noqa: E712 (nullable boolean)
@@ -212,8 +212,8 @@ def test_inbound_calls_mark_missed_calls_and_find_callbacks_on_lead_or_account()
     assert pd.isna(status.loc[t("2026-09-21 11:00")])
 
 
-def test_inbound_calls_carry_local_calendar_fields():
-    got = inbound_calls(CALLS, AS_OF).set_index("created_at")
+def test_inbound_calls_carry_local_calendar_fields(table_as):
+    got = inbound_calls(table_as(CALLS, "activities"), AS_OF).set_index("created_at")
     row = got.loc[t("2026-09-22 10:00")]
     assert (row["weekday"], row["hour"]) == ("Tue", 10)
     assert row["week"] == pd.Timestamp("2026-09-21") and row["day"] == pd.Timestamp("2026-09-22")
@@ -313,7 +313,7 @@ def test_alert_parameters_are_checked():
 
 
 # ----------------------------------------------------------------------------- load and handling
-def test_call_heatmap_counts_calls_per_week_by_local_weekday_and_hour():
+def test_call_heatmap_counts_calls_per_week_by_local_weekday_and_hour(table_as):
     acts = make_acts([
         dict(type="call", direction="inbound", created_at="2026-09-21 09:15"),   # Mon 9
         dict(type="call", direction="outbound", created_at="2026-09-14 09:45"),  # Mon 9
@@ -322,20 +322,21 @@ def test_call_heatmap_counts_calls_per_week_by_local_weekday_and_hour():
         dict(type="call", direction="inbound", created_at="2026-09-28 10:00"),   # after as_of
         dict(type="call", direction="inbound", created_at="2026-09-01 10:00"),   # before the window
     ])
-    heat = call_heatmap(acts, AS_OF, start=AS_OF - pd.Timedelta(weeks=2))
+    heat = call_heatmap(table_as(acts, "activities"), AS_OF, start=AS_OF - pd.Timedelta(weeks=2))
     assert heat.shape == (7, 24)
     assert heat.loc["Mon", 9] == pytest.approx(1.0)  # 2 calls in 2 weeks
     assert heat.loc["Tue", 14] == pytest.approx(0.5)
     assert heat.to_numpy().sum() == pytest.approx(1.5)
-    inbound = call_heatmap(acts, AS_OF, start=AS_OF - pd.Timedelta(weeks=2), direction="inbound",
-                           per_week=False)
+    inbound = call_heatmap(table_as(acts, "activities"), AS_OF, start=AS_OF - pd.Timedelta(weeks=2),
+                           direction="inbound", per_week=False)
     assert inbound.to_numpy().sum() == 1 and inbound.loc["Mon", 9] == 1
     # a UTC timestamp of 07:15 is 09:15 in Berlin (summer time): hours are read in the data's timezone
     utc = acts.assign(created_at=acts["created_at"].dt.tz_convert("UTC"))
-    assert call_heatmap(utc, AS_OF, start=AS_OF - pd.Timedelta(weeks=2)).loc["Mon", 7] == pytest.approx(1.0)
+    assert call_heatmap(table_as(utc, "activities"), AS_OF, start=AS_OF - pd.Timedelta(weeks=2)).loc["Mon", 7] \
+        == pytest.approx(1.0)
 
 
-def test_phone_load_is_averaged_over_the_weeks_since_calls_were_logged():
+def test_phone_load_is_averaged_over_the_weeks_since_calls_were_logged(table_as):
     # a 10-week window, but the first call in the export is on Monday 2026-09-14: two weeks of calls
     acts = make_acts([
         dict(type="call", owner_id="u1", direction="outbound", duration_s=600, created_at="2026-09-14 10:30"),
@@ -343,13 +344,14 @@ def test_phone_load_is_averaged_over_the_weeks_since_calls_were_logged():
         dict(type="meeting", owner_id="u1", created_at="2026-08-03 10:00"),
     ])
     start = AS_OF - pd.Timedelta(weeks=10)
+    acts = table_as(acts, "activities")
     assert call_heatmap(acts, AS_OF, start=start).loc["Mon", 10] == pytest.approx(2 / 2)
     got = call_handling(acts, AS_OF, start=start).iloc[0]
     assert got["weeks"] == pytest.approx(2.0)
     assert got["handling_hours_per_week"] == pytest.approx(1200 / 3600 / 2)
 
 
-def test_call_handling_sums_logged_call_time_per_rep():
+def test_call_handling_sums_logged_call_time_per_rep(table_as):
     acts = make_acts([
         dict(type="call", owner_id="u1", direction="inbound", duration_s=120, created_at="2026-09-21 09:00"),
         dict(type="call", owner_id="u1", direction="outbound", duration_s=60, created_at="2026-09-22 09:00"),
@@ -358,7 +360,8 @@ def test_call_handling_sums_logged_call_time_per_rep():
         dict(type="meeting", owner_id="u2", duration_s=3600, created_at="2026-09-23 10:00"),
     ])
     users = pd.DataFrame({"user_id": s(["u1", "u2"]), "name": s(["Ann", "Bob"])})
-    got = call_handling(acts, AS_OF, start=AS_OF - pd.Timedelta(weeks=2), users=users).set_index("owner_id")
+    got = call_handling(table_as(acts, "activities"), AS_OF, start=AS_OF - pd.Timedelta(weeks=2),
+                        users=users).set_index("owner_id")
     assert got.loc["u1", ["calls", "inbound", "outbound", "connected"]].tolist() == [3, 2, 1, 2]
     assert got.loc["u1", "avg_talk_minutes"] == pytest.approx(1.5)
     assert got.loc["u1", "handling_hours"] == pytest.approx(180 / 3600)
@@ -465,11 +468,14 @@ def test_plots_draw_the_report_pictures():
         plt.close("all")
 
 
-def test_calls_are_found_whatever_the_spelling_of_type_and_direction():
+def test_calls_are_found_whatever_the_spelling_of_type_and_direction(table_as):
     messy = CALLS.copy()
     messy["type"] = messy["type"].replace({"call": " Call"})
     messy["direction"] = messy["direction"].replace({"inbound": "INBOUND ", "outbound": "Outbound"})
-    pd.testing.assert_frame_equal(inbound_calls(messy, AS_OF), inbound_calls(CALLS, AS_OF))
+    pd.testing.assert_frame_equal(inbound_calls(table_as(messy, "activities"), AS_OF), inbound_calls(CALLS, AS_OF))
+    start = AS_OF - pd.Timedelta(weeks=3)
+    pd.testing.assert_frame_equal(call_heatmap(table_as(messy, "activities"), AS_OF, start=start),
+                                  call_heatmap(CALLS, AS_OF, start=start))
 
 
 def test_calls_and_touches_are_taken_by_position_not_by_index_label():
