@@ -78,20 +78,10 @@ def scheduled_counts(scan: ParquetScan, *, start, end, as_of, types: Sequence[st
 
 
 def typed_rows(scan: ParquetScan, *, columns: Sequence[str], types: Sequence[str]) -> pd.DataFrame:
-    """The rows whose type is one of ``types``, the ``columns`` asked for, in the table's order,
-    carrying the scan's attrs (a large source's window info) as the loaded table would."""
-    columns, types = list(columns), list(types)
-    stamps = [c for c in columns if str(scan.schema.field(c).type).startswith("timestamp")]
-
-    def build(t):
-        picked = {c: micros(t[c], _DIALECT) if c in stamps else t[c] for c in columns}
-        return t.filter(t.type.isin(types)).order_by("_pos").select(**picked)
-
-    out = scan.run(build)
-    for col in stamps:
-        out[col] = scan.timestamps(out[col], col)
-    out.attrs.update(scan.attrs)
-    return out.reset_index(drop=True)
+    """The rows whose type is one of ``types``, the ``columns`` asked for, in the table's order
+    (a fresh index), carrying the scan's attrs (a large source's window info) as the loaded
+    table would."""
+    return picked_rows(scan, columns=columns, where={"type": types}).reset_index(drop=True)
 
 
 def distinct(scan: ParquetScan, column: str) -> list:
@@ -103,15 +93,15 @@ def distinct(scan: ParquetScan, column: str) -> list:
     return scan.cached(("distinct", column), compute)
 
 
-def picked_rows(scan: ParquetScan, *, columns: Sequence[str], before, where: dict[str, Sequence] | None = None,
+def picked_rows(scan: ParquetScan, *, columns: Sequence[str], before=None, where: dict[str, Sequence] | None = None,
                 since=None, until=None, present: Sequence[str] = ()) -> pd.DataFrame:
-    """The rows with ``created_at`` before ``before`` (and in ``[since, until)`` when given), whose
-    columns hold one of the values of ``where`` and whose ``present`` columns are not missing:
-    the ``columns`` asked for, in the table's order, indexed by their position in the table
-    (the labels the loaded table gives them), with the scan's attrs."""
+    """The rows with ``created_at`` before ``before`` and in ``[since, until)`` (each bound when
+    given), whose columns hold one of the values of ``where`` and whose ``present`` columns
+    are not missing: the ``columns`` asked for, in the table's order, indexed by their
+    position in the table (the labels the loaded table gives them), with the scan's attrs."""
     columns = list(columns)
     stamps = [c for c in columns if str(scan.schema.field(c).type).startswith("timestamp")]
-    bounds = [("<", to_micros(ensure_instant(before)))]
+    bounds = [] if before is None else [("<", to_micros(ensure_instant(before)))]
     if since is not None:
         bounds.append((">=", to_micros(ensure_instant(since, name="since"))))
     if until is not None:
