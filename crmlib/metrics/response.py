@@ -680,7 +680,7 @@ def _touches(activities: pd.DataFrame, as_of: pd.Timestamp, types) -> pd.DataFra
     spellings = [v for v, norm in type_norm.items() if norm in wanted]
     outbound = _spelled(_values(a, "direction"), "outbound")
     if is_scan(a):  # a large snapshot's window: DuckDB picks the rows
-        from ..pushdown.activity import picked_rows
+        from ..pushdown.deal_rows import picked_rows
 
         got = picked_rows(a, columns=["lead_id", "created_at", "type"], before=as_of,
                           where={"type": spellings, "direction": outbound}, present=["lead_id"])
@@ -711,7 +711,7 @@ def _calls(activities: pd.DataFrame, as_of: pd.Timestamp, *, columns: Sequence[s
     is_call = _spelled(_values(activities, "type"), "call")
     ways = None if direction is None else _spelled(_values(activities, "direction"), direction)
     if is_scan(activities):
-        from ..pushdown.activity import picked_rows
+        from ..pushdown.deal_rows import picked_rows
 
         where = {"type": is_call, **({} if ways is None else {"direction": ways}),
                  **({} if key is None else {key[0]: pd.Series(key[1]).dropna().tolist()})}
@@ -751,13 +751,11 @@ def _values(activities, column: str) -> pd.Series:
 
 def _first_call(activities, as_of: pd.Timestamp):
     """When the first call before ``as_of`` was logged (NaT without one)."""
-    is_call = _spelled(_values(activities, "type"), "call")
-    if is_scan(activities):
+    if is_scan(activities):  # DuckDB's minimum, not the calls themselves
         from ..pushdown.activity import first_time
 
-        return first_time(activities, before=as_of, where={"type": is_call})
-    made = activities["created_at"]
-    return made.loc[activities["type"].isin(is_call) & (made < as_of)].min()
+        return first_time(activities, before=as_of, where={"type": _spelled(_values(activities, "type"), "call")})
+    return _calls(activities, as_of, columns=["created_at"])["created_at"].min()
 
 
 def _pick(frame: pd.DataFrame, rows: np.ndarray, columns: list[str]) -> pd.DataFrame:

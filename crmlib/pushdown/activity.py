@@ -9,7 +9,10 @@ counts the same way, so the two paths give the same frames (the tests check both
 * :func:`scheduled_counts`: activities scheduled for a window (due in it, created before
   as_of, not completed before as_of), per owner and type;
 * :func:`typed_rows`: the rows of some types, a few columns, for a metric that still wants
-  rows (the per-week panel of a scan without the engine's weekly aggregate).
+  rows (the per-week panel of a scan without the engine's weekly aggregate, the goals);
+* :func:`distinct` and :func:`first_time`: a column's spellings and the first logged row of
+  some kinds, which report 06 asks before it picks its calls and touches
+  (:func:`crmlib.pushdown.deal_rows.picked_rows`).
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ..periods import ensure_instant
+from .deal_rows import _bounds, _where, picked_rows
 from .expressions import micros, to_micros
 from .scan import ParquetScan
 
-__all__ = ["done_counts", "scheduled_counts", "typed_rows", "distinct", "picked_rows", "first_time"]
+__all__ = ["done_counts", "scheduled_counts", "typed_rows", "distinct", "first_time"]
 
 _DIALECT = "duckdb"
 
@@ -93,50 +97,19 @@ def distinct(scan: ParquetScan, column: str) -> list:
     return scan.cached(("distinct", column), compute)
 
 
-def picked_rows(scan: ParquetScan, *, columns: Sequence[str], before=None, where: dict[str, Sequence] | None = None,
-                since=None, until=None, present: Sequence[str] = ()) -> pd.DataFrame:
-    """The rows with ``created_at`` before ``before`` and in ``[since, until)`` (each bound when
-    given), whose columns hold one of the values of ``where`` and whose ``present`` columns
-    are not missing: the ``columns`` asked for, in the table's order, indexed by their
-    position in the table (the labels the loaded table gives them), with the scan's attrs."""
-    columns = list(columns)
-    stamps = [c for c in columns if str(scan.schema.field(c).type).startswith("timestamp")]
-    bounds = [] if before is None else [("<", to_micros(ensure_instant(before)))]
-    if since is not None:
-        bounds.append((">=", to_micros(ensure_instant(since, name="since"))))
-    if until is not None:
-        bounds.append(("<", to_micros(ensure_instant(until, name="until"))))
-
-    def build(t):
-        made = micros(t.created_at, _DIALECT)
-        conds = [made < v if op == "<" else made >= v for op, v in bounds]
-        conds += [t[c].isin(list(vals)) for c, vals in (where or {}).items()]
-        conds += [t[c].notnull() for c in present]
-        picked = {c: micros(t[c], _DIALECT) if c in stamps else t[c] for c in columns}
-        return t.filter(conds).order_by("_pos").select(_row=t._pos, **picked)
-
-    out = scan.run(build)
-    for col in stamps:
-        out[col] = scan.timestamps(out[col], col)
-    out.index = pd.Index(out.pop("_row").astype("int64").to_numpy())
-    out.attrs.update(scan.attrs)
-    return out
-
-
 def first_time(scan: ParquetScan, *, before, where: dict[str, Sequence]):
     """The earliest ``created_at`` before ``before`` among the rows whose columns hold one of the
     values of ``where``, as the file's column reads (its timezone); NaT when there is none."""
-    before_us = to_micros(ensure_instant(before))
+    bounds = _bounds(before)
 
     def compute():
         def build(t):
-            made = micros(t.created_at, _DIALECT)
-            conds = [made < before_us] + [t[c].isin(list(vals)) for c, vals in where.items()]
-            return t.filter(conds).agg(first=made.min())
+            h = _where(t, "created_at", bounds, values=where)
+            return h.agg(first=h._us.min())
 
         return scan.timestamps(scan.run(build)["first"], "created_at").iloc[0]
 
     if any(not vals for vals in where.values()):
         return pd.NaT
-    key = ("first_time", before_us, tuple((c, tuple(v)) for c, v in sorted(where.items())))
+    key = ("first_time", bounds[0][1], tuple((c, tuple(v)) for c, v in sorted(where.items())))
     return scan.cached(key, compute)

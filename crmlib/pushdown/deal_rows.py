@@ -5,14 +5,16 @@ stage history and the activities of those deals only, and only before a date; th
 next-task check needs each deal's open tasks. These functions let DuckDB pick them out
 where the table lies:
 
-* :func:`deal_rows`: the rows themselves (a few columns, optionally only each deal's
-  last one), in the table's order: what filtering the table in memory gives;
+* :func:`picked_rows` (and :func:`deal_rows`, with a fresh index): the rows themselves (a
+  few columns, optionally only each deal's last one), in the table's order: what filtering
+  the table in memory gives;
 * :func:`deal_counts`: per deal, how many rows of each group of values come before the
   date: what counting those rows in memory gives;
 * :func:`open_tasks`: per deal, its tasks open at a date and their earliest due dates
   (:func:`crmlib.metrics.pipeline.task_coverage`).
 
 Times are compared as integer microseconds since 1970 (UTC), strictly before ``before``.
+The activity metrics' own reductions are in :mod:`crmlib.pushdown.activity`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ..periods import ensure_instant
 from .expressions import micros, to_micros
 from .scan import ParquetScan
 
-__all__ = ["deal_rows", "deal_counts", "open_tasks", "ids_memtable"]
+__all__ = ["picked_rows", "deal_rows", "deal_counts", "open_tasks", "ids_memtable"]
 
 _DIALECT = "duckdb"
 
@@ -39,46 +41,79 @@ def ids_memtable(deal_ids):
     return ibis.memtable(pa.table({"deal_id": pa.array(ids.to_numpy(dtype=object), type=pa.string())}))
 
 
-def _before(t, time_col: str, before_us: int, deal_ids, values: Mapping[str, Sequence] | None):
+def _bounds(before, since=None, until=None) -> list[tuple[str, int]]:
+    """The time bounds given, as (operator, microseconds): before and until exclusive, since inclusive."""
+    out = [] if before is None else [("<", to_micros(ensure_instant(before, name="before")))]
+    if since is not None:
+        out.append((">=", to_micros(ensure_instant(since, name="since"))))
+    if until is not None:
+        out.append(("<", to_micros(ensure_instant(until, name="until"))))
+    return out
+
+
+def _where(t, time_col: str, bounds, deal_ids=None, values: Mapping[str, Sequence] | None = None,
+           present: Sequence[str] = ()):
+    """``t`` with ``_us`` (``time_col`` in microseconds), filtered by the bounds, the allowed
+    values, the non-missing ``present`` columns and the deals ``deal_ids``."""
     h = t.mutate(_us=micros(t[time_col], _DIALECT))
-    h = h.filter(h._us < before_us)
-    for col, allowed in (values or {}).items():
-        h = h.filter(h[col].isin(list(allowed)))
+    conds = [h._us < v if op == "<" else h._us >= v for op, v in bounds]
+    conds += [h[col].isin(list(allowed)) for col, allowed in (values or {}).items()]
+    conds += [h[col].notnull() for col in present]
+    if conds:
+        h = h.filter(conds)
     if deal_ids is not None:  # built inside the query: the id table belongs to its connection
         h = h.semi_join(ids_memtable(deal_ids), "deal_id")
     return h
 
 
-def deal_rows(scan: ParquetScan, *, columns: Sequence[str], time_col: str, before, deal_ids=None,
-              values: Mapping[str, Sequence] | None = None, last: bool = False) -> pd.DataFrame:
-    """The rows with ``time_col`` before ``before`` (of the deals ``deal_ids`` when
-    given; with ``values``, only rows whose column holds one of the allowed values), the
-    ``columns`` asked for, in the table's order and with a fresh index.
+def picked_rows(scan: ParquetScan, *, columns: Sequence[str], time_col: str = "created_at", before=None,
+                since=None, until=None, where: Mapping[str, Sequence] | None = None, present: Sequence[str] = (),
+                deal_ids=None, last: bool = False) -> pd.DataFrame:
+    """The rows with ``time_col`` before ``before`` and in ``[since, until)`` (each bound when
+    given), whose columns hold one of the values of ``where``, whose ``present`` columns are
+    not missing and (with ``deal_ids``) of those deals: the ``columns`` asked for, in the
+    table's order, indexed by their position in the table (the labels the loaded table gives
+    them), timestamps as the file's columns read, with the scan's attrs.
 
     ``last``: only each deal's last such row, the one a stable sort by ``time_col`` puts last
     (the latest time; among equal times, the later row of the table).
     """
-    before_us = to_micros(ensure_instant(before, name="before"))
     columns = list(columns)
-    if time_col not in columns:
-        raise ValueError(f"columns must include the time column {time_col!r}")
-    if "deal_id" not in columns:
-        raise ValueError("columns must include deal_id")
+    stamps = [c for c in columns if str(scan.schema.field(c).type).startswith("timestamp")]
+    bounds = _bounds(before, since, until)
 
     def build(t):
-        h = _before(t, time_col, before_us, deal_ids, values)
+        h = _where(t, time_col, bounds, deal_ids, where, present)
         if last:
             import ibis
 
             w = ibis.window(group_by="deal_id", order_by=[ibis.desc("_us"), ibis.desc("_pos")])
             h = h.mutate(_rank=ibis.row_number().over(w))
             h = h.filter(h._rank == 0)
-        keep = [c for c in columns if c != time_col]
-        return h.order_by("_pos").select(*keep, _us=h._us)
+        picked = {c: micros(h[c], _DIALECT) if c in stamps else h[c] for c in columns}
+        return h.order_by("_pos").select(_row=h._pos, **picked)
 
     out = scan.run(build)
-    out.insert(columns.index(time_col), time_col, scan.timestamps(out.pop("_us"), time_col))
-    return out[columns].reset_index(drop=True)
+    for col in stamps:
+        out[col] = scan.timestamps(out[col], col)
+    out.index = pd.Index(out.pop("_row").astype("int64").to_numpy())
+    out.attrs.update(scan.attrs)
+    return out
+
+
+def deal_rows(scan: ParquetScan, *, columns: Sequence[str], time_col: str, before, deal_ids=None,
+              values: Mapping[str, Sequence] | None = None, last: bool = False) -> pd.DataFrame:
+    """The rows with ``time_col`` before ``before`` (of the deals ``deal_ids`` when given; with
+    ``values``, only rows whose column holds one of the allowed values), the ``columns``
+    asked for, in the table's order and with a fresh index (:func:`picked_rows`; ``last``:
+    each deal's last such row alone)."""
+    columns = list(columns)
+    if time_col not in columns:
+        raise ValueError(f"columns must include the time column {time_col!r}")
+    if "deal_id" not in columns:
+        raise ValueError("columns must include deal_id")
+    return picked_rows(scan, columns=columns, time_col=time_col, before=before, where=values,
+                       deal_ids=deal_ids, last=last).reset_index(drop=True)
 
 
 def deal_counts(scan: ParquetScan, *, time_col: str, before, groups: Mapping[str, tuple[str, Sequence]],
@@ -89,14 +124,13 @@ def deal_counts(scan: ParquetScan, *, time_col: str, before, groups: Mapping[str
     Returns deal_id plus the count columns (int64), ordered by deal_id; a deal of
     ``deal_ids`` without such a row is absent (count 0).
     """
-    before_us = to_micros(ensure_instant(before, name="before"))
+    bounds = _bounds(before)
     groups = {name: (col, list(vals)) for name, (col, vals) in groups.items()}
     wanted = {col: sorted({v for c, vals in groups.values() if c == col for v in vals})
               for col, _ in groups.values()}
 
     def build(t):
-        h = _before(t, time_col, before_us, deal_ids, wanted)
-        h = h.filter(h.deal_id.notnull())
+        h = _where(t, time_col, bounds, deal_ids, wanted, present=["deal_id"])
         return h.group_by("deal_id").agg(**{
             name: h.count(where=h[col].isin(vals)) for name, (col, vals) in groups.items()
         }).order_by("deal_id")
