@@ -38,6 +38,9 @@ from .schema import TABLES, spec
 SNAPSHOT_VERSION = 1
 #: the tables :meth:`CrmData.scan` can leave in a large snapshot's file (the metrics reading them accept a scan)
 SCANNABLE = ("stage_history", "activities")
+#: a large snapshot's text columns with at most this share of distinct values are read as
+#: pandas categoricals (owner, stage, status, source... of millions of rows); None: never
+CATEGORY_SHARE: float | None = 0.01
 
 
 @dataclass
@@ -181,10 +184,11 @@ class CrmData:
         if not meta_path.exists():
             raise CrmConfigError(f"snapshot {folder} has no meta.json; was it written by CrmData.save?")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        tables = _LazyTables(folder, meta.get("tables", []))
+        large = bool(meta.get("pushdown"))
+        tables = _LazyTables(folder, meta.get("tables", []), compact=large)
         parts = {n: pd.read_parquet(folder / f"_{n}.parquet")
                  for n in ("quarantine", "findings", "counts", "completeness")}
-        aggregates = _LazyTables(folder, meta.pop("aggregates", []), prefix="_agg_")
+        aggregates = _LazyTables(folder, meta.pop("aggregates", []), prefix="_agg_", compact=large)
         fp = meta.pop("fingerprint")
         meta.pop("tables", None)
         meta.pop("snapshot_version", None)
@@ -265,8 +269,9 @@ class _LazyTables(MutableMapping):
     source holds millions of rows). ``name in tables`` does not read anything.
     """
 
-    def __init__(self, folder: Path, names, *, prefix: str = ""):
+    def __init__(self, folder: Path, names, *, prefix: str = "", compact: bool = False):
         self.folder = Path(folder)
+        self.compact = compact
         self.prefix = prefix
         self.names = list(names)
         self.loaded: dict[str, pd.DataFrame] = {}
@@ -285,7 +290,8 @@ class _LazyTables(MutableMapping):
 
     def _read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """A table's file (or some of its columns) as a frame, text columns in one block each."""
-        df = read_parquet_lean(self.path(name), columns=columns)
+        df = read_parquet_lean(self.path(name), columns=columns,
+                               categories_below=CATEGORY_SHARE if self.compact else None)
         df = self.on_load(name, df) if self.on_load else df
         release()  # what Arrow used while reading the file
         return df

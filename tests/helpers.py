@@ -63,3 +63,13 @@ def run_until_a_kernel_sleeps(out: Path, cwd: Path, as_of: str, *, wait_s: float
             break
         time.sleep(0.2)
     return process, kernels
+
+
+def as_text(frame):
+    """``frame`` with its categorical columns as text: a large snapshot reads repetitive text
+    columns as categories (crmlib.data.CATEGORY_SHARE), and comparisons of its frames with
+    text frames (or a scan's) compare the values the categories stand for."""
+    import pandas as pd
+
+    cats = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    return frame.astype({c: "str" for c in cats}) if cats else frame

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import SAMPLE
+from helpers import ROOT, SAMPLE, as_text
 from crmlib.data import CrmData, open_data
 from crmlib.errors import CrmDataError
 from crmlib.load import coerce_table, read_source
@@ -23,6 +23,11 @@ from crmlib.pushdown.info import ATTR
 from crmlib.pushdown import source as pushdown_source
 
 AS_OF = as_of_instant("2026-09-27", "UTC")
+
+
+def assert_text_equal(got, want, **kw):
+    """Frames equal once categorical columns are compared as the text they stand for."""
+    pd.testing.assert_frame_equal(as_text(got), as_text(want), **kw)
 
 
 def write_parquet_export(src, folder, settings: dict) -> None:
@@ -154,10 +159,10 @@ def test_the_snapshot_of_a_large_source_keeps_its_aggregates_and_window(large, t
     back = CrmData.load(large.save(tmp_path / "snap"))
     assert set(back.aggregates) == set(large.aggregates)
     for name in large.aggregates:
-        pd.testing.assert_frame_equal(back.aggregates[name], large.aggregates[name])
+        assert_text_equal(back.aggregates[name], large.aggregates[name])
     info = pushdown_info(back.tables["activities"])
     assert info.rows_from == pushdown_info(large.tables["activities"]).rows_from
-    pd.testing.assert_frame_equal(back.tables["activities"], large.tables["activities"])
+    assert_text_equal(back.tables["activities"], large.tables["activities"])
     one = back.filtered(owners=["U003"])
     weeks = one.aggregates["activity_weeks"]
     assert len(weeks) and set(weeks["owner_id"]) == {"U003"}
@@ -170,21 +175,21 @@ def test_a_report_reads_only_the_columns_it_asks_for_with_the_window_kept(large,
     cols = list(pipeline.TASK_COLUMNS)
     part = back.table("activities", columns=cols)
     assert "activities" not in back.tables.loaded  # read from the file alone, the table not kept
-    pd.testing.assert_frame_equal(part, large.tables["activities"][cols])
+    assert_text_equal(part, large.tables["activities"][cols])
     assert pushdown_info(part).rows_from == pushdown_info(large.tables["activities"]).rows_from
     # the metric gives the same numbers from the columns as from the whole table
-    pd.testing.assert_frame_equal(pipeline.task_coverage(large.tables["deals"], part, as_of=AS_OF),
+    assert_text_equal(pipeline.task_coverage(large.tables["deals"], part, as_of=AS_OF),
                                   pipeline.task_coverage(large.tables["deals"], large.tables["activities"],
                                                          as_of=AS_OF))
     whole_table = back.tables["activities"]  # once loaded, the columns come from memory
-    pd.testing.assert_frame_equal(back.table("activities", columns=cols), whole_table[cols])
+    assert_text_equal(back.table("activities", columns=cols), whole_table[cols])
     # in memory (not a saved snapshot) the same, and a wrong column is one clear error
-    pd.testing.assert_frame_equal(large.table("activities", columns=cols), large.tables["activities"][cols])
+    assert_text_equal(large.table("activities", columns=cols), large.tables["activities"][cols])
     for data in (CrmData.load(tmp_path / "snap"), large):
         with pytest.raises(CrmDataError, match="activities has no column.*colour"):
             data.table("activities", columns=["type", "colour"])
         # get: the same columns, or None for a table the export does not have
-        pd.testing.assert_frame_equal(data.get("activities", columns=cols), large.tables["activities"][cols])
+        assert_text_equal(data.get("activities", columns=cols), large.tables["activities"][cols])
     fresh = CrmData.load(tmp_path / "snap")  # not the shared fixture: a table is removed
     del fresh.tables["activities"]
     assert fresh.get("activities", columns=cols) is None and fresh.get("activities") is None
@@ -546,7 +551,7 @@ def test_a_large_snapshots_history_is_scanned_with_the_whole_tables_numbers(whol
 
 def _run_report(report, snapshot, tmp_path, name, *, first=None):
     """Run a report notebook on a snapshot (``first``: a cell run before the report's own
-    cells); the tables it loaded and its results record."""
+    cells); the tables it loaded, its results record and what it shows."""
     import json
 
     import nbformat
@@ -565,7 +570,21 @@ def _run_report(report, snapshot, tmp_path, name, *, first=None):
     done = papermill.execute_notebook(str(source), str(tmp_path / f"{name}.ipynb"), progress_bar=False,
                                       parameters={"snapshot": str(snapshot), "results_dir": str(results)},
                                       cwd=str(ROOT / "notebooks"), kernel_name="python3")
-    return json.loads(done.cells[-1].outputs[0]["text"]), read_record(results, report)
+    return json.loads(done.cells[-1].outputs[0]["text"]), read_record(results, report), _outputs(done)
+
+
+def _outputs(nb) -> list[str]:
+    """What a report shows, cell by cell: its text, tables (HTML), Markdown and pictures."""
+    shown = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                shown.append(out["text"])
+            elif "data" in out:
+                data = out["data"]
+                shown.append(next((data[k] for k in ("image/png", "image/svg+xml", "text/html", "text/markdown",
+                                                     "text/plain") if k in data), ""))
+    return shown
 
 
 @pytest.mark.parametrize("report", ["02_pipeline", "03_conversion", "04_sales_cycle"])
@@ -602,10 +621,10 @@ def test_the_win_model_on_a_large_snapshot_gives_the_loaded_tables_numbers(large
     for as_of in (AS_OF, AS_OF - pd.Timedelta(days=90)):
         got = winprob.win_probability_model(deals, as_of, history=history, activities=acts, **kw)
         want = winprob.win_probability_model(deals, as_of, **tables, **kw)
-        pd.testing.assert_frame_equal(got.model.to_frame(), want.model.to_frame())
-        pd.testing.assert_frame_equal(got.evaluation.to_frame(), want.evaluation.to_frame())
+        assert_text_equal(got.model.to_frame(), want.model.to_frame())
+        assert_text_equal(got.evaluation.to_frame(), want.evaluation.to_frame())
         scored = winprob.score_open_deals(deals, got.model, as_of, history=history, activities=acts)
-        pd.testing.assert_frame_equal(scored, winprob.score_open_deals(deals, got.model, as_of, **tables))
+        assert_text_equal(scored, winprob.score_open_deals(deals, got.model, as_of, **tables))
         assert scored["stage"].notna().mean() > 0.9 and scored["log_calls_emails"].abs().sum() > 0
 
 
@@ -685,17 +704,17 @@ def test_report_06s_call_and_touch_metrics_on_a_large_snapshot_are_the_loaded_ta
     for as_of in (AS_OF, AS_OF - pd.Timedelta(days=30)):
         start = as_of - pd.Timedelta(weeks=12)
         got = response.inbound_calls(scan, as_of)
-        pd.testing.assert_frame_equal(got, response.inbound_calls(table, as_of))
+        assert_text_equal(got, response.inbound_calls(table, as_of))
         assert got["missed"].sum() > 0 and (got["callback_status"] == "called back").sum() > 0
         window = dict(start=start, end=as_of - pd.Timedelta(days=7))
-        pd.testing.assert_frame_equal(response.inbound_calls(scan, as_of, **window),
+        assert_text_equal(response.inbound_calls(scan, as_of, **window),
                                       response.inbound_calls(table, as_of, **window))
-        pd.testing.assert_frame_equal(response.first_touches(leads, scan, as_of, start=start),
+        assert_text_equal(response.first_touches(leads, scan, as_of, start=start),
                                       response.first_touches(leads, table, as_of, start=start))
-        pd.testing.assert_frame_equal(response.call_heatmap(scan, as_of, start=start),
+        assert_text_equal(response.call_heatmap(scan, as_of, start=start),
                                       response.call_heatmap(table, as_of, start=start))
         users = data.tables["users"]
-        pd.testing.assert_frame_equal(response.call_handling(scan, as_of, start=start, users=users),
+        assert_text_equal(response.call_handling(scan, as_of, start=start, users=users),
                                       response.call_handling(table, as_of, start=start, users=users))
     assert "activities" not in data.tables.loaded
 
@@ -713,3 +732,19 @@ def test_reports_scanning_the_activity_window_record_the_numbers_of_the_loaded_t
     assert scanned[1]["headlines"] == loaded[1]["headlines"] and scanned[1]["headlines"]
     if report in ("02_pipeline", "07_forecast"):  # the others do not read the history
         assert "stage_history" in loaded[0]
+
+
+@pytest.mark.parametrize("report", sorted(p.stem for p in (ROOT / "notebooks").glob("[01]*.ipynb")))
+def test_every_report_shows_the_same_from_a_large_snapshots_categories_as_from_its_text(report, large_snapshot,
+                                                                                       tmp_path):
+    """A large snapshot reads its repetitive text columns (stage, status, owner, source,
+    currency, ...) as pandas categories to hold less memory. Every report shows exactly what
+    it shows from the same snapshot read as text: each table, sentence and picture."""
+    data = CrmData.load(large_snapshot)
+    assert isinstance(data.tables["deals"]["stage"].dtype, pd.CategoricalDtype)
+    assert data.tables["deals"]["deal_id"].dtype == "str"  # unique ids stay text
+    cats = _run_report(report, large_snapshot, tmp_path, "categories")
+    text = _run_report(report, large_snapshot, tmp_path, "text",
+                       first="import crmlib.data\ncrmlib.data.CATEGORY_SHARE = None")
+    assert cats[2] == text[2] and len(cats[2]) > 5
+    assert (cats[1] or {}).get("headlines") == (text[1] or {}).get("headlines")  # 00 records none

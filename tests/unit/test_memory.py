@@ -80,3 +80,42 @@ def test_reading_a_file_column_by_column_gives_what_pandas_reads(tmp_path):
     frame.head(0).to_parquet(tmp_path / "e.parquet", index=False)
     pd.testing.assert_frame_equal(memory.read_parquet_lean(tmp_path / "e.parquet"),
                                   pd.read_parquet(tmp_path / "e.parquet"))
+
+
+def test_a_text_column_with_few_values_reads_as_categories_in_text_order(tmp_path):
+    """Hand-made: three values and a missing one become a Categorical whose categories are in
+    sorted order (so sorting by it sorts as the text does) and whose values, missing
+    included, are the text's; a column with more distinct values than allowed, numbers and
+    times are read as before."""
+    import pyarrow as pa
+
+    chunks = pa.chunked_array([pa.array(["won", None, "lost"]), pa.array(["open", "won", "lost"])])
+    cat = memory.as_categorical(chunks, most=3)
+    assert list(cat.categories) == ["lost", "open", "won"]
+    assert list(cat.codes) == [2, -1, 0, 1, 2, 0]
+    assert cat.categories.dtype == "str"
+    assert memory.as_categorical(chunks, most=2) is None  # three values: too many
+    late = pa.array(["a"] * 10 + [f"id{i}" for i in range(5)])  # the first rows alone do not tell
+    assert memory.as_categorical(late, most=3) is None
+    assert list(memory.as_categorical(late, most=6).categories) == ["a"] + [f"id{i}" for i in range(5)]
+    empty = memory.as_categorical(pa.chunked_array([pa.array([None, None], type=pa.string())]), most=1)
+    assert len(empty.categories) == 0 and pd.isna(empty).all()
+
+    n = 2_000
+    frame = pd.DataFrame({
+        "id": pd.Series([f"0{i:05d}" for i in range(n)], dtype="str"),
+        "status": pd.Series(["won", "lost", None, "open"] * (n // 4), dtype="str"),
+        "owner": pd.Series([f"U{i % 30:03d}" for i in range(n)], dtype="str"),
+        "amount": np.arange(n, dtype="float64"),
+    })
+    path = tmp_path / "t.parquet"
+    frame.to_parquet(path, index=False, row_group_size=300)
+    lean = memory.read_parquet_lean(path, categories_below=0.01)  # at most 20 distinct values
+    assert lean["status"].dtype == "category" and lean["owner"].dtype == "str" and lean["id"].dtype == "str"
+    pd.testing.assert_frame_equal(lean.astype({"status": "str"}), frame)
+    assert lean["status"].isna().sum() == n // 4
+    assert lean.sort_values(["status", "id"]).index.equals(frame.sort_values(["status", "id"]).index)
+    wider = memory.read_parquet_lean(path, columns=["owner", "amount"], categories_below=0.02)
+    assert wider["owner"].dtype == "category" and wider["amount"].dtype == "float64"
+    pd.testing.assert_frame_equal(wider.astype({"owner": "str"}), frame[["owner", "amount"]])
+    pd.testing.assert_frame_equal(memory.read_parquet_lean(path), frame)  # not asked: text stays text
