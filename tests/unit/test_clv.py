@@ -54,6 +54,22 @@ def test_summary_counts_repeat_days_recency_and_age_in_weeks():
     assert math.isnan(s.loc["B", "monetary_value"])
 
 
+def test_summary_of_unsorted_lines_keeps_text_ids_and_sums_each_customers_day():
+    """Lines in no order, ids with leading zeros (sorted as text: "010" before "09"), two
+    lines on one repeat day summed, a line without a customer belonging to nobody."""
+    t = lines([("010", "2026-01-19", 5), ("09", "2026-01-05", 1), ("010", "2026-01-05", 2),
+               (None, "2026-01-06", 99), ("010", "2026-01-19 18:00", 7), ("09", "2026-01-12", 4)])
+    s = customer_summary(t, customer_col="customer", date_col="at", value_col="value",
+                         calibration_end=pd.Timestamp("2026-02-02", tz=TZ))
+    assert s.index.tolist() == ["010", "09"] and s.index.name == "customer"
+    # "010": 01-05 (2) then 01-19 (5 + 7) -> x = 1, t_x = 2 weeks, T = 4 weeks, m = 12
+    assert s.loc["010", ["frequency", "recency", "T", "monetary_value"]].tolist() == [1, 2.0, 4.0, 12.0]
+    # "09": 01-05 (1) then 01-12 (4) -> x = 1, t_x = 1 week, T = 4 weeks, m = 4
+    assert s.loc["09", ["frequency", "recency", "T", "monetary_value"]].tolist() == [1, 1.0, 4.0, 4.0]
+    assert s.loc["010", "first_purchase"] == pd.Timestamp("2026-01-05", tz=TZ)
+    assert s.loc["010", "last_purchase"] == pd.Timestamp("2026-01-19", tz=TZ)
+
+
 def test_summary_hold_out_counts_days_after_calibration_and_the_last_day_convention():
     t = lines([("A", "2026-01-05", 1), ("A", "2026-01-11", 1), ("A", "2026-01-12", 1),
                ("A", "2026-01-13", 1), ("A", "2026-01-13", 1), ("A", "2026-01-26", 1)])
@@ -101,6 +117,28 @@ def test_bgnbd_gradient_equals_finite_differences():
         down[i] -= h
         numeric = (_bgnbd_nll_grad(up, x, tx, T)[0] - _bgnbd_nll_grad(down, x, tx, T)[0]) / (2 * h)
         assert g[i] == pytest.approx(numeric, rel=1e-5)
+
+
+def test_gamma_gamma_objective_is_the_summed_likelihood_with_its_gradient():
+    """The fit's objective regroups the per-buyer log-likelihood (gamma functions once per
+    distinct frequency): its value is minus the sum of the per-buyer terms, and its gradient
+    matches finite differences, at several parameter values."""
+    from crmlib.stats.clv import _gg_ll, _gg_nll_grad
+
+    rng = np.random.default_rng(4)
+    x = rng.integers(1, 12, 400).astype(float)
+    m = rng.gamma(2.0, 40.0, 400)
+    for theta in (np.array([2.0, 3.0, 40.0]), np.array([0.7, 6.5, 250.0]), np.array([5.0, 1.2, 9.0])):
+        f, g = _gg_nll_grad(theta, x, m)
+        assert f == pytest.approx(-_gg_ll(theta, x, m).sum(), rel=1e-12)
+        for i in range(3):
+            h = 1e-6 * theta[i]
+            up, down = theta.copy(), theta.copy()
+            up[i] += h
+            down[i] -= h
+            numeric = (_gg_nll_grad(up, x, m)[0] - _gg_nll_grad(down, x, m)[0]) / (2 * h)
+            assert g[i] == pytest.approx(numeric, rel=1e-5)
+    assert _gg_nll_grad(np.array([-1.0, 2.0, 3.0]), x, m)[0] == np.inf
 
 
 def test_probability_alive_by_hand():
