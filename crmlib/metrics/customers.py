@@ -494,9 +494,13 @@ def _day(ts: pd.Series) -> pd.Series:
 def _transactions(orders, as_of, start, revenue_col, cost_col) -> pd.DataFrame:
     """One row per customer and day: revenue (when revenue_col), else the number of lines."""
     o = _orders_before(orders, as_of, start, revenue_col, cost_col)
-    o["day"] = _day(o["ordered_at"])
-    agg = {"revenue": (revenue_col, "sum")} if revenue_col else {"lines": ("ordered_at", "size")}
-    return o.groupby(["account_id", "day"], dropna=False, sort=True).agg(**agg).reset_index()
+    group, customer, day = _clv.customer_days(o["account_id"], _day(o["ordered_at"]))
+    tx = pd.DataFrame({"account_id": customer, "day": day})
+    if revenue_col:
+        tx["revenue"] = np.bincount(group, weights=o[revenue_col].to_numpy(dtype="float64"), minlength=len(tx))
+    else:
+        tx["lines"] = np.bincount(group, minlength=len(tx)).astype("int64")
+    return tx
 
 
 def _baskets(orders, as_of, start):
@@ -508,10 +512,8 @@ def _baskets(orders, as_of, start):
 
     _require(orders, ("product",), "orders")
     o = _orders_before(orders, as_of, start, None, None, extra=("product",))
-    o["day"] = _day(o["ordered_at"])
-    groups = o.groupby(["account_id", "day"], dropna=False, sort=True)
-    row = groups.ngroup().to_numpy()
-    tx = groups.size().reset_index()[["account_id", "day"]]
+    row, customer, day = _clv.customer_days(o["account_id"], _day(o["ordered_at"]))
+    tx = pd.DataFrame({"account_id": customer, "day": day})
     named = o["product"].notna().to_numpy()
     codes, items = pd.factorize(o.loc[named, "product"].astype(str), sort=True)
     baskets = sparse.csr_matrix((np.ones(len(codes), dtype="int64"), (row[named], codes)),

@@ -70,6 +70,21 @@ def test_summary_of_unsorted_lines_keeps_text_ids_and_sums_each_customers_day():
     assert s.loc["010", "last_purchase"] == pd.Timestamp("2026-01-19", tz=TZ)
 
 
+def test_customer_days_groups_rows_by_customer_then_day_with_a_missing_customer_last():
+    from crmlib.stats.clv import customer_days
+
+    day = pd.to_datetime(["2026-01-02", "2026-01-01", "2026-01-02", "2026-01-01", "2026-01-03", "2026-01-02"]) \
+        .as_unit("us").to_numpy()
+    who = pd.Series(["b", "b", None, "a", "b", "b"], dtype="str")
+    group, customer, days = customer_days(who, day)
+    # groups in order: (a, 01-01), (b, 01-01), (b, 01-02), (b, 01-03), (missing, 01-02)
+    assert group.tolist() == [2, 1, 4, 0, 3, 2]
+    assert customer[:4].tolist() == ["a", "b", "b", "b"] and pd.isna(customer[4])
+    assert pd.DatetimeIndex(days).strftime("%m-%d").tolist() == ["01-01", "01-01", "01-02", "01-03", "01-02"]
+    empty = customer_days(who[:0], day[:0])
+    assert len(empty[0]) == len(empty[1]) == len(empty[2]) == 0
+
+
 def test_summary_hold_out_counts_days_after_calibration_and_the_last_day_convention():
     t = lines([("A", "2026-01-05", 1), ("A", "2026-01-11", 1), ("A", "2026-01-12", 1),
                ("A", "2026-01-13", 1), ("A", "2026-01-13", 1), ("A", "2026-01-26", 1)])
