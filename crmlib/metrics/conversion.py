@@ -30,7 +30,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from ..errors import CrmDataError
-from ..lookup import isin
+from ..lookup import isin, positions
 from ..money import require_single_currency
 from ..periods import ensure_instant, periods_back
 from ..stats.intervals import Proportion, wilson, wilson_frame
@@ -162,10 +162,12 @@ def lead_outcomes(leads: pd.DataFrame, deals: pd.DataFrame | None, *, as_of: pd.
     has_deal = out["deal_id"].notna() if "deal_id" in out.columns else pd.Series(False, index=out.index)
     status = pd.Series(pd.NA, index=out.index, dtype="str")
     if deals is not None and "deal_id" in out.columns:
-        d = deal_status_at(deals, as_of, columns=()).drop_duplicates("deal_id").set_index("deal_id")
-        status = out["deal_id"].map(d["status_at"]).astype("str")
-        deal_created = out["deal_id"].map(
-            deals[["deal_id", "created_at"]].drop_duplicates("deal_id").set_index("deal_id")["created_at"])
+        # each lead's deal looked up among the deals (its first row, as a map would)
+        d = deal_status_at(deals, as_of, columns=())
+        status = pd.Series(d["status_at"].array.take(positions(out["deal_id"], d["deal_id"]), allow_fill=True),
+                           index=out.index).astype("str")
+        deal_created = pd.Series(deals["created_at"].array.take(positions(out["deal_id"], deals["deal_id"]),
+                                                                allow_fill=True), index=out.index)
         when = when.where(when.notna() | ~has_deal, deal_created)
     when = when.astype(out["created_at"].dtype)
     out["converted_when"] = when.where(when < as_of)
