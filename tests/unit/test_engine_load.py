@@ -570,13 +570,14 @@ def _run_report(report, snapshot, tmp_path, name, *, first=None):
     done = papermill.execute_notebook(str(source), str(tmp_path / f"{name}.ipynb"), progress_bar=False,
                                       parameters={"snapshot": str(snapshot), "results_dir": str(results)},
                                       cwd=str(ROOT / "notebooks"), kernel_name="python3")
-    return json.loads(done.cells[-1].outputs[0]["text"]), read_record(results, report), _outputs(done)
+    return json.loads(done.cells[-1].outputs[0]["text"]), read_record(results, report), \
+        _outputs(done.cells[:-1])
 
 
-def _outputs(nb) -> list[str]:
-    """What a report shows, cell by cell: its text, tables (HTML), Markdown and pictures."""
+def _outputs(cells) -> list[str]:
+    """What a report's cells show: their text, tables (HTML), Markdown and pictures."""
     shown = []
-    for cell in nb.cells:
+    for cell in cells:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "stream":
                 shown.append(out["text"])
@@ -719,32 +720,22 @@ def test_report_06s_call_and_touch_metrics_on_a_large_snapshot_are_the_loaded_ta
     assert "activities" not in data.tables.loaded
 
 
-@pytest.mark.parametrize("report", ["02_pipeline", "05_performance", "06_lead_response", "07_forecast", "08_goals"])
-def test_reports_scanning_the_activity_window_record_the_numbers_of_the_loaded_tables(report, large_snapshot,
-                                                                                      tmp_path):
-    """Reports 02, 05, 06, 07 and 08 on the large source's snapshot load neither heavy table, and
-    record the headlines they record when they read them (the same snapshot with scanning
-    switched off; the activity columns are then read without keeping the table)."""
-    scanned = _run_report(report, large_snapshot, tmp_path, "scanned")
-    loaded = _run_report(report, large_snapshot, tmp_path, "loaded",
-                         first="import crmlib.data\ncrmlib.data.SCANNABLE = ()")
-    assert not {"stage_history", "activities"} & set(scanned[0])
-    assert scanned[1]["headlines"] == loaded[1]["headlines"] and scanned[1]["headlines"]
-    if report in ("02_pipeline", "07_forecast"):  # the others do not read the history
-        assert "stage_history" in loaded[0]
-
-
 @pytest.mark.parametrize("report", sorted(p.stem for p in (ROOT / "notebooks").glob("[01]*.ipynb")))
-def test_every_report_shows_the_same_from_a_large_snapshots_categories_as_from_its_text(report, large_snapshot,
+def test_every_report_on_a_large_snapshot_shows_what_the_tables_read_whole_as_text_show(report, large_snapshot,
                                                                                        tmp_path):
-    """A large snapshot reads its repetitive text columns (stage, status, owner, source,
-    currency, ...) as pandas categories to hold less memory. Every report shows exactly what
-    it shows from the same snapshot read as text: each table, sentence and picture."""
+    """On a large snapshot the heavy tables stay in their files (reports 02-08 hand the metrics
+    scans of the stage history and the activity window) and repetitive text columns (stage,
+    status, owner, source, currency, ...) are read as pandas categories. Every report shows
+    exactly what it shows from the same snapshot with both switched off (tables read whole,
+    text as text): each table, sentence and picture, and the same recorded headlines."""
     data = CrmData.load(large_snapshot)
     assert isinstance(data.tables["deals"]["stage"].dtype, pd.CategoricalDtype)
     assert data.tables["deals"]["deal_id"].dtype == "str"  # unique ids stay text
-    cats = _run_report(report, large_snapshot, tmp_path, "categories")
-    text = _run_report(report, large_snapshot, tmp_path, "text",
-                       first="import crmlib.data\ncrmlib.data.CATEGORY_SHARE = None")
-    assert cats[2] == text[2] and len(cats[2]) > 5
-    assert (cats[1] or {}).get("headlines") == (text[1] or {}).get("headlines")  # 00 records none
+    lean = _run_report(report, large_snapshot, tmp_path, "lean")
+    whole = _run_report(report, large_snapshot, tmp_path, "whole",
+                        first="import crmlib.data\ncrmlib.data.CATEGORY_SHARE = None\ncrmlib.data.SCANNABLE = ()")
+    assert lean[2] == whole[2] and len(lean[2]) > 5
+    assert (lean[1] or {}).get("headlines") == (whole[1] or {}).get("headlines")  # 00 records none
+    assert not {"stage_history", "activities"} & set(lean[0])  # neither heavy table loaded
+    if report in ("02_pipeline", "07_forecast"):  # they read the history; 03 and 04 scan it
+        assert "stage_history" in whole[0]
