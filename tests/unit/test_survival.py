@@ -186,6 +186,41 @@ def test_the_bootstrap_equals_refitting_statsmodels_on_every_resample(seed):
         assert fast[b] == slow or (math.isnan(fast[b]) and math.isnan(slow)), b
 
 
+def test_binning_gives_each_subject_its_bins_last_time():
+    from crmlib.stats.survival import _binned
+
+    times = np.array([0.0, 0.5, 1.0, 2.6, 9.9, 10.0])  # span 10, four bins of 2.5
+    rank = np.array([5, 0, 1, 2, 3, 4, 0])
+    t, r = _binned(times, rank, 4)
+    # bins: [0, 2.5): 0, 0.5, 1.0; [2.5, 5): 2.6; [7.5, 10]: 9.9, 10.0 (the last edge joins the top bin)
+    assert t.tolist() == [1.0, 2.6, 10.0]
+    assert r.tolist() == [2, 0, 0, 0, 1, 2, 0]
+
+
+def test_the_binned_bootstrap_stays_within_two_bins_of_the_exact_one(monkeypatch):
+    """Same draws, times binned: binning moves a subject's time up by less than one bin,
+    and ties merged within a bin shift the product-limit steps a little, so each resample's
+    median may move by a bin and a fraction; two bins is the stated bound."""
+    from crmlib.stats import survival
+
+    rng = np.random.default_rng(11)
+    n, grid = 4000, 200
+    t = rng.gamma(2.0, 30.0, n)
+    codes = rng.choice([0, 1, 2], size=n, p=[0.3, 0.4, 0.3])
+    exact = survival._bootstrap_conditional_quantiles(t, codes, 1, 0.5, n_boot=200, seed=3, grid=0)
+    binned = survival._bootstrap_conditional_quantiles(t, codes, 1, 0.5, n_boot=200, seed=3, grid=grid)
+    width = (t.max() - t.min()) / grid
+    assert np.max(np.abs(binned - exact)) <= 2 * width
+    assert np.mean(binned != exact) > 0.5  # the bins did change the draws' medians
+    monkeypatch.setattr(survival, "BOOT_GRID", grid)
+    ci = cumulative_incidence(t, np.array(["open", "won", "lost"])[codes])
+    est = ci.conditional_median("won", n_boot=200, seed=3)
+    assert "200 equal bins" in est.method
+    assert (est.low, est.high) == tuple(np.quantile(binned, [0.025, 0.975]))
+    assert "bins" not in cumulative_incidence(t[:100], np.array(["open", "won", "lost"])[codes[:100]]) \
+        .conditional_median("won", n_boot=10).method
+
+
 def test_an_outcome_that_nobody_had_gives_zero_incidence_and_no_median():
     ci = cumulative_incidence([1, 2, 3], ["lost", "open", "lost"])
     assert ci.table["won"].tolist() == [0, 0, 0]
