@@ -165,25 +165,56 @@ def test_conditional_median_bootstrap_is_repeatable_and_brackets_the_estimate():
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_bootstrap_equals_refitting_statsmodels_on_every_resample(seed):
-    """The bootstrap reuses the full data's distinct times instead of sorting each resample;
-    each resample's median must be exactly the one of statsmodels' own fit on that resample
-    (ties, censoring, both causes and a resample that lacks the last times included)."""
+    """The bootstrap draws each resample as counts per cell (time x kind) on the full data's
+    distinct times instead of sorting each resample; each resample's median must be exactly
+    the one of statsmodels' own fit on the resample those counts describe (ties, censoring,
+    both causes and a resample that lacks the last times included)."""
     from statsmodels.duration.survfunc import CumIncidenceRight
 
-    from crmlib.stats.survival import _bootstrap_conditional_quantiles, _conditional_quantile
+    from crmlib.stats.survival import _bootstrap_cells, _bootstrap_conditional_quantiles, _conditional_quantile
 
     rng = np.random.default_rng(seed)
     n = 60
     t = np.round(rng.lognormal(2.0, 0.6, n))  # rounded: many ties
     codes = rng.choice([0, 1, 2], size=n, p=[0.3, 0.4, 0.3])
     fast = _bootstrap_conditional_quantiles(t, codes, 1, 0.5, n_boot=300, seed=seed)
+    times, cell = _bootstrap_cells(t, codes, 1, 0)
+    occupied, size = np.unique(cell, return_counts=True)
     draw = np.random.default_rng(seed)
+    lacks_the_last = 0
     for b in range(300):
-        idx = draw.integers(0, n, n)
-        fit = CumIncidenceRight(t[idx], codes[idx])
+        drawn = draw.multinomial(n, size / n)
+        t_b = np.repeat(times[occupied // 3], drawn)
+        codes_b = np.repeat(np.array([0, 2, 1])[occupied % 3], drawn)  # kind 1: the other cause (2)
+        lacks_the_last += t_b.max() < t.max()
+        fit = CumIncidenceRight(t_b, codes_b)
         slow = _conditional_quantile(np.asarray(fit.times, dtype="float64"), np.asarray(fit.cinc[0]), 0.5) \
-            if (codes[idx] == 1).any() else math.nan
+            if (codes_b == 1).any() else math.nan
         assert fast[b] == slow or (math.isnan(fast[b]) and math.isnan(slow)), b
+    assert lacks_the_last > 0
+
+
+def test_the_bootstraps_counts_have_the_law_of_subjects_drawn_with_replacement():
+    """Multinomial(n, size/n) per cell is what drawing n subjects with replacement gives: the
+    counts' means and variances match n*q and n*q*(1-q) within 5 standard errors of 4,000 draws."""
+    from crmlib.stats.survival import _bootstrap_cells
+
+    t = np.array([1.0, 1.0, 2.0, 3.0, 3.0, 3.0, 5.0, 8.0])
+    codes = np.array([1, 0, 2, 1, 1, 0, 2, 1])
+    times, cell = _bootstrap_cells(t, codes, 1, 0)
+    assert times.tolist() == [1, 2, 3, 5, 8]
+    assert cell.tolist() == [2, 0, 4, 8, 8, 6, 10, 14]
+    occupied, size = np.unique(cell, return_counts=True)
+    rng = np.random.default_rng(0)
+    drawn = np.array([rng.multinomial(8, size / 8) for _ in range(4000)])
+    idx = rng.integers(0, 8, (4000, 8))
+    direct = np.stack([(cell[idx] == c).sum(axis=1) for c in occupied], axis=1)
+    q = size / 8
+    for counts in (drawn, direct):
+        se = np.sqrt(8 * q * (1 - q) / 4000)
+        assert np.all(np.abs(counts.mean(axis=0) - 8 * q) < 5 * se)
+        assert np.allclose(counts.var(axis=0), 8 * q * (1 - q), rtol=0.1)
+    assert (drawn.sum(axis=1) == 8).all()
 
 
 def test_binning_gives_each_subject_its_bins_last_time():
@@ -197,26 +228,37 @@ def test_binning_gives_each_subject_its_bins_last_time():
     assert r.tolist() == [2, 0, 0, 0, 1, 2, 0]
 
 
-def test_the_binned_bootstrap_stays_within_two_bins_of_the_exact_one(monkeypatch):
-    """Same draws, times binned: binning moves a subject's time up by less than one bin,
-    and ties merged within a bin shift the product-limit steps a little, so each resample's
-    median may move by a bin and a fraction; two bins is the stated bound."""
+def test_binned_times_move_each_resamples_median_by_at_most_two_bins(monkeypatch):
+    """On the same resamples (subjects drawn with replacement, counted in exact and in binned
+    cells), binning moves a subject's time up by less than one bin and merged ties shift the
+    product-limit steps a little, so each resample's median may move by a bin and a
+    fraction; two bins is the stated bound."""
     from crmlib.stats import survival
 
     rng = np.random.default_rng(11)
     n, grid = 4000, 200
     t = rng.gamma(2.0, 30.0, n)
     codes = rng.choice([0, 1, 2], size=n, p=[0.3, 0.4, 0.3])
-    exact = survival._bootstrap_conditional_quantiles(t, codes, 1, 0.5, n_boot=200, seed=3, grid=0)
-    binned = survival._bootstrap_conditional_quantiles(t, codes, 1, 0.5, n_boot=200, seed=3, grid=grid)
+    t_exact, cell_exact = survival._bootstrap_cells(t, codes, 1, 0)
+    t_binned, cell_binned = survival._bootstrap_cells(t, codes, 1, grid)
+    assert len(t_exact) == n and len(t_binned) <= grid
     width = (t.max() - t.min()) / grid
-    assert np.max(np.abs(binned - exact)) <= 2 * width
-    assert np.mean(binned != exact) > 0.5  # the bins did change the draws' medians
+    moved = []
+    for _ in range(200):
+        idx = rng.integers(0, n, n)
+        exact = survival._quantile_of_counts(
+            t_exact, np.bincount(cell_exact[idx], minlength=3 * len(t_exact)).reshape(-1, 3), 0.5)
+        binned = survival._quantile_of_counts(
+            t_binned, np.bincount(cell_binned[idx], minlength=3 * len(t_binned)).reshape(-1, 3), 0.5)
+        moved.append(abs(binned - exact))
+    assert max(moved) <= 2 * width
+    assert np.mean(np.array(moved) > 0) > 0.5  # the bins did change the medians
     monkeypatch.setattr(survival, "BOOT_GRID", grid)
     ci = cumulative_incidence(t, np.array(["open", "won", "lost"])[codes])
     est = ci.conditional_median("won", n_boot=200, seed=3)
     assert "200 equal bins" in est.method
-    assert (est.low, est.high) == tuple(np.quantile(binned, [0.025, 0.975]))
+    boot = survival._bootstrap_conditional_quantiles(t, codes, 1, 0.5, n_boot=200, seed=3, grid=grid)
+    assert (est.low, est.high) == tuple(np.quantile(boot, [0.025, 0.975]))
     assert "bins" not in cumulative_incidence(t[:100], np.array(["open", "won", "lost"])[codes[:100]]) \
         .conditional_median("won", n_boot=10).method
 
