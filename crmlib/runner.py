@@ -75,6 +75,8 @@ KERNEL_START_DIED = "Kernel died before replying to kernel_info"
 # ... or did not reply within start_timeout (jupyter_client: "Kernel didn't respond in 60 seconds"):
 # seen in CI on a loaded machine; no cell has run either, so it is started again too
 KERNEL_START_SILENT = "Kernel didn't respond in"
+_KERNEL_START_FAILURES = {KERNEL_START_DIED: "died while starting",
+                          KERNEL_START_SILENT: "did not reply while starting"}
 KERNEL_START_ATTEMPTS = 3
 DEFAULT_TIMEOUT_S = 600.0
 
@@ -761,10 +763,9 @@ def execute_report(task: Mapping) -> dict:
                 # jupyter_client (it probes ports, then the kernel binds them later); the
                 # loser dies before its first reply and no cell has run, so starting it
                 # again is safe. Anything else is the report's own failure.
-                died = KERNEL_START_DIED in str(exc)
-                if not (died or KERNEL_START_SILENT in str(exc)) or attempt == KERNEL_START_ATTEMPTS:
+                what = next((w for m, w in _KERNEL_START_FAILURES.items() if m in str(exc)), None)
+                if what is None or attempt == KERNEL_START_ATTEMPTS:
                     raise
-                what = "died while starting" if died else "did not reply while starting"
                 print(f"{report}: the kernel {what} (attempt {attempt} of "
                       f"{KERNEL_START_ATTEMPTS}); starting another", file=sys.stderr, flush=True)
                 time.sleep(0.2 * attempt + secrets.randbelow(300) / 1000)

@@ -149,6 +149,11 @@ def _having(rel: ibis.Table, col: str, other: ibis.Table) -> ibis.Table:
     return rel.filter(rel[col].isin(other[col]))
 
 
+def _with_date(rel: ibis.Table) -> dict:
+    """The row's date column to carry into a check's rows, when the table has one."""
+    return {_DATED: rel[_DATED]} if _DATED in rel.columns else {}
+
+
 def _sharing_hash(rel: ibis.Table, hashed) -> ibis.Table:
     """The rows of ``rel`` whose ``hashed`` value (a hash of the columns compared) another row
     shares: the candidates of a duplicate check, found by grouping integers instead of the
@@ -208,7 +213,7 @@ def _problem(rel: ibis.Table, *, seq: int, column: str, check: str, value_s=None
         value_f=(value_f.cast("float64") if value_f is not None else ibis.null("float64")),
         **{_FIRST: (first.cast("int64") if first is not None else ibis.null("int64"))},
         first_key=(first_key.cast("string") if first_key is not None else ibis.null("string")),
-        **({_DATED: rel[_DATED]} if _DATED in rel.columns else {}),
+        **_with_date(rel),
     )
 
 
@@ -276,7 +281,7 @@ def _double_submissions(t: ibis.Table, bad_pos: ibis.Table, fetch, *, minutes: f
     for seq, col in ((950, "email"), (951, "phone")):
         rel = alive.select(POSITION, _p=_normalised(alive[col], col),
                            _c=_strip(alive.company.fill_null("")).lower(), _t=micros(alive.created_at, dialect),
-                           **({_DATED: alive[_DATED]} if _DATED in alive.columns else {}))
+                           **_with_date(alive))
         rel = rel.filter(rel._p.notnull())
         w = ibis.window(group_by=[rel._p, rel._c], order_by=[rel._t, rel[POSITION]])
         rel = rel.mutate(_gap=(rel._t - rel._t.lag().over(w)).cast("float64") / 60e6)
@@ -540,15 +545,12 @@ def _flags(kept: ibis.Table, table: str, keys: dict[str, ibis.Table], deals: ibi
     s = spec(table)
     out = []
 
-    def dated(rel) -> dict:
-        return {_DATED: rel[_DATED]} if _DATED in rel.columns else {}
-
     def flag(rel, seq, column, check, value_s=None):
         return rel.select(POSITION, _seq=ibis.literal(seq, "int64"), column=ibis.literal(column),
                           check=ibis.literal(check),
                           value_s=value_s.cast("string") if value_s is not None else ibis.null("string"),
                           key=rel[s.key].cast("string") if s.key else ibis.null("string"),
-                          target=ibis.null("string"), **dated(rel))
+                          target=ibis.null("string"), **_with_date(rel))
 
     if table == "deals":
         out.append(flag(kept.filter((kept.status == "open") & kept.closed_at.notnull()), 10, "closed_at",
@@ -568,13 +570,13 @@ def _flags(kept: ibis.Table, table: str, keys: dict[str, ibis.Table], deals: ibi
         out.append(bad.select(POSITION, _seq=ibis.literal(100 + i, "int64"), column=ibis.literal(c.name),
                               check=ibis.literal("orphan"), value_s=bad[c.name], key=(bad[s.key] if s.key
                                                                                       else ibis.null("string")),
-                              target=ibis.literal(target), **dated(bad)))
+                              target=ibis.literal(target), **_with_date(bad)))
     if table == "stage_history" and deals is not None:
         j = kept.inner_join(deals, "deal_id")
         early = j.filter(micros(j.entered_at, dialect) < j._created_us - 60 * 1_000_000)
         out.append(early.select(POSITION, _seq=ibis.literal(1000, "int64"), column=ibis.literal("entered_at"),
                                 check=ibis.literal("history_out_of_order"), value_s=ibis.null("string"),
-                                key=ibis.null("string"), target=ibis.null("string"), **dated(early)))
+                                key=ibis.null("string"), target=ibis.null("string"), **_with_date(early)))
     return out
 
 
@@ -596,7 +598,7 @@ def _duplicate_contacts(con, kept: ibis.Table, table: str) -> pd.DataFrame:
     for col in kinds:
         norm = _normalised_company(kept[col], con.name) if col == "name" else _normalised(kept[col], col)
         rel = kept.select(POSITION, _key=kept[key].cast("string"), _n=norm,
-                          **({_DATED: kept[_DATED]} if _DATED in kept.columns else {}))
+                          **_with_date(kept))
         rel = rel.filter(rel._n.notnull())
         per = rel.group_by("_n").agg(_k=rel.count())
         rel = rel.inner_join(per.filter(per._k > 1), "_n")

@@ -226,7 +226,7 @@ class CumulativeIncidence:
             stats = stats[~np.isnan(stats)]
             if len(stats):
                 low, high = (float(v) for v in np.quantile(stats, [alpha / 2, 1 - alpha / 2]))
-            if self.n > BOOT_GRID and len(np.unique(self.durations)) > BOOT_GRID:
+            if len(self.table) > BOOT_GRID:  # a row per distinct time
                 method += f", times grouped into {BOOT_GRID:,} equal bins to resample"
         return DurationEstimate(est, low, high, self.n, self.events(cause), alpha, method)
 
