@@ -27,18 +27,35 @@ from ..periods import ensure_instant
 from .expressions import micros, to_micros
 from .scan import ParquetScan
 
-__all__ = ["picked_rows", "deal_rows", "deal_counts", "open_tasks", "ids_memtable"]
+__all__ = ["picked_rows", "deal_rows", "deal_counts", "open_tasks", "ids_memtable", "values_memtable"]
 
 _DIALECT = "duckdb"
 
 
-def ids_memtable(deal_ids):
-    """Deal ids (missing and repeated ones dropped) as a one-column Ibis table, to semi-join with."""
+# Above this many allowed values a filter semi-joins a table of them: Ibis builds one
+# expression node per literal of an IN list, and compiling 400,000 of them (the keys of
+# the missed calls at 100M activities) took minutes where the join takes seconds.
+INLINE_VALUES = 1000
+
+
+def values_memtable(column: str, values, dtype=None):
+    """The distinct non-missing ``values`` as a one-column Ibis table named ``column``, to
+    semi-join with; ``dtype`` (an Ibis type) is the column's type in the table joined, strings
+    by default."""
     import ibis
     import pyarrow as pa
 
-    ids = pd.Series(deal_ids, dtype="str").dropna().drop_duplicates()
-    return ibis.memtable(pa.table({"deal_id": pa.array(ids.to_numpy(dtype=object), type=pa.string())}))
+    vals = pd.Series(values).dropna().drop_duplicates()
+    if dtype is None or dtype.is_string():
+        arr = pa.array(vals.astype("str").to_numpy(dtype=object), type=pa.string())
+    else:
+        arr = pa.array(vals.to_numpy(dtype=object)).cast(dtype.to_pyarrow())
+    return ibis.memtable(pa.table({column: arr}))
+
+
+def ids_memtable(deal_ids):
+    """Deal ids (missing and repeated ones dropped) as a one-column Ibis table, to semi-join with."""
+    return values_memtable("deal_id", deal_ids)
 
 
 def _bounds(before, since=None, until=None) -> list[tuple[str, int]]:
@@ -57,10 +74,14 @@ def _where(t, time_col: str, bounds, deal_ids=None, values: Mapping[str, Sequenc
     values, the non-missing ``present`` columns and the deals ``deal_ids``."""
     h = t.mutate(_us=micros(t[time_col], _DIALECT))
     conds = [h._us < v if op == "<" else h._us >= v for op, v in bounds]
-    conds += [h[col].isin(list(allowed)) for col, allowed in (values or {}).items()]
+    values = {col: list(allowed) for col, allowed in (values or {}).items()}
+    long = {col: allowed for col, allowed in values.items() if len(allowed) > INLINE_VALUES}
+    conds += [h[col].isin(allowed) for col, allowed in values.items() if col not in long]
     conds += [h[col].notnull() for col in present]
     if conds:
         h = h.filter(conds)
+    for col, allowed in long.items():  # a join, not a literal list (see INLINE_VALUES)
+        h = h.semi_join(values_memtable(col, allowed, h[col].type()), col)
     if deal_ids is not None:  # built inside the query: the id table belongs to its connection
         h = h.semi_join(ids_memtable(deal_ids), "deal_id")
     return h

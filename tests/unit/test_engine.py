@@ -252,3 +252,29 @@ def test_a_lookback_window_is_pushed_down_too(sample_heavy, tmp_path):
     weeks = memory["activity_weeks"]
     assert weeks.loc[weeks["done"] > 0, "week"].min() >= since.tz_localize(None) - pd.Timedelta(days=6)
     assert np.all(memory["customer_orders"]["first_at"] >= since)
+
+
+@pytest.mark.parametrize("inline", [1000, 0], ids=["values-inline", "values-joined"])
+def test_picked_rows_filter_long_value_lists_by_a_join_with_the_same_rows(tmp_path, monkeypatch, inline):
+    """Allowed values beyond INLINE_VALUES are semi-joined from a table instead of written into
+    the query; the rows picked (and their order and labels) are the same, for text and
+    integer columns, with missing values never matching."""
+    from crmlib.pushdown import deal_rows
+    from crmlib.pushdown.scan import ParquetScan
+
+    monkeypatch.setattr(deal_rows, "INLINE_VALUES", inline)
+    t0 = pd.Timestamp("2026-01-05", tz="UTC")
+    frame = pd.DataFrame({
+        "created_at": [t0 + pd.Timedelta(hours=h) for h in range(6)],
+        "lead_id": ["L1", "L2", None, "L1", "L3", "L2"],
+        "tries": pd.array([1, 2, 3, None, 2, 1], dtype="Int64"),
+    })
+    frame.to_parquet(tmp_path / "acts.parquet")
+    scan = ParquetScan("activities", tmp_path / "acts.parquet")
+    got = deal_rows.picked_rows(scan, columns=["lead_id", "tries"], before=t0 + pd.Timedelta(hours=5),
+                                where={"lead_id": ["L2", "L1", "L1", None], "tries": [1, 2]})
+    # rows 0 (L1, 1) and 1 (L2, 2); row 3 has no tries, row 5 is not before the bound
+    assert got.index.tolist() == [0, 1]
+    assert got["lead_id"].tolist() == ["L1", "L2"] and got["tries"].tolist() == [1, 2]
+    none = deal_rows.picked_rows(scan, columns=["lead_id"], where={"lead_id": ["L9"]})
+    assert none.empty

@@ -20,6 +20,7 @@ from crmlib.metrics import activity, goals, pipeline, response
 from crmlib.periods import as_of_instant, period_bounds
 from crmlib.pushdown import PushdownInfo, frames, pushdown_info
 from crmlib.pushdown.info import ATTR
+from crmlib.pushdown import deal_rows
 from crmlib.pushdown import source as pushdown_source
 
 AS_OF = as_of_instant("2026-09-27", "UTC")
@@ -696,9 +697,14 @@ def test_goal_actuals_on_a_large_snapshot_scan_the_calls_and_meetings(large_snap
     assert "activities" not in data.tables.loaded
 
 
-def test_report_06s_call_and_touch_metrics_on_a_large_snapshot_are_the_loaded_tables(large_snapshot):
+@pytest.mark.parametrize("inline", [1000, 0], ids=["keys-inline", "keys-joined"])
+def test_report_06s_call_and_touch_metrics_on_a_large_snapshot_are_the_loaded_tables(large_snapshot, inline,
+                                                                                     monkeypatch):
     """Report 06 handed a scan of the activity window: DuckDB picks the calls (by direction,
-    window and key) and the lead touches, and every frame equals the loaded table's."""
+    window and key) and the lead touches, and every frame equals the loaded table's, whether
+    the allowed values are written into the query or (as for the many keys of a large
+    source's missed calls) semi-joined from a table of them."""
+    monkeypatch.setattr(deal_rows, "INLINE_VALUES", inline)
     data = CrmData.load(large_snapshot)
     scan, table = data.scan("activities"), CrmData.load(large_snapshot).tables["activities"]
     leads = data.table("leads", columns=response.LEAD_COLUMNS)
