@@ -1177,13 +1177,17 @@ def plot_pipeline_forecast(data: pd.DataFrame, *, currency: str | None = None, a
 
 
 # ----------------------------------------------------------------------------- campaigns (report 12)
-def plot_campaign_roi(data: pd.DataFrame, *, label: tuple[str, ...] = ("name", "campaign_id"),
+def plot_campaign_roi(data: pd.DataFrame, *, top: int = 30, label: tuple[str, ...] = ("name", "campaign_id"),
                       ax: Axes | None = None, title: str | None = None, **kws) -> Axes:
     """Horizontal bars of ROI per campaign (best on top), money-losing campaigns in a contrasting colour.
 
-    ``data`` is a ``campaign_performance`` table; ROI is shown as a percentage.
+    ``data`` is a ``campaign_performance`` table; ROI is shown as a percentage. With more
+    than ``top`` campaigns, the ``top`` with the largest spend are drawn (the axis says so;
+    the default title still counts every campaign).
     """
-    d = data.dropna(subset=["roi"]).sort_values("roi")
+    every = data.dropna(subset=["roi"])
+    d = every.nlargest(top, "spend", keep="first") if len(every) > top else every
+    d = d.sort_values("roi", kind="stable")
     ax = _axes(ax, rows=len(d))
     colours = palette()
     pos = np.arange(len(d))
@@ -1197,10 +1201,12 @@ def plot_campaign_roi(data: pd.DataFrame, *, label: tuple[str, ...] = ("name", "
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("ROI, % of spend ((won revenue - spend) / spend)", parse_math=False)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, pos: f"{x:,.0f}%"))
+    if len(d) < len(every):
+        ax.set_ylabel(f"the {len(d)} campaigns with the largest spend, of {narrative.count(len(every), 'campaign')}")
     if title is None:
-        neg = int((d["roi"] < 0).sum())
+        neg = int((every["roi"] < 0).sum())
         title = ("Every campaign pays back" if neg == 0 else
-                 f"{narrative.count(neg, 'campaign')} of {len(d)} lose money")
+                 f"{narrative.count(neg, 'campaign')} of {narrative.count(len(every))} lose money")
     _title(ax, title)
     return ax
 

@@ -270,6 +270,11 @@ def test_campaign_plots_colour_the_flagged_bars_and_state_the_finding():
     negative = [p for p in ax.patches if p.get_width() < 0]
     assert len(negative) == 3 and len({p.get_facecolor() for p in negative}) == 1
     assert negative[0].get_facecolor() != [p for p in ax.patches if p.get_width() > 0][0].get_facecolor()
+    # more campaigns than bars: the largest spenders are drawn (ROI order kept), all are counted
+    ax = plots.plot_campaign_roi(perf_frame(), top=2)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a big_loser", "d winner"]
+    assert ax.get_title(loc="left") == "3 campaigns of 4 lose money"
+    assert ax.get_ylabel() == "the 2 campaigns with the largest spend, of 4 campaigns"
     b = high_bounce_channels(bounce_channels(), margin=0.05)
     ax = plots.plot_bounce_rates(b)
     assert len(ax.patches) == 3 and ax.get_title(loc="left").startswith("events bounces far more")
