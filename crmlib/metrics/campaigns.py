@@ -269,7 +269,7 @@ def marketing_roi(campaigns: pd.DataFrame, leads: pd.DataFrame, deals: pd.DataFr
     c = campaigns.loc[campaigns["spend"].notna()]
     if "started_at" in c.columns:
         c = c.loc[c["started_at"].isna() | (c["started_at"] < end)]
-    cl = _campaign_leads(leads, end)
+    cl = all_cl = _campaign_leads(leads, end)
     won = _won_deals(deals, end, amount_col)
     if start is None:
         spend = float(c["spend"].sum())
@@ -284,9 +284,7 @@ def marketing_roi(campaigns: pd.DataFrame, leads: pd.DataFrame, deals: pd.DataFr
         spend = float((c["spend"] * share).sum())
         cl = cl.loc[cl["created_at"] >= start]
         won = won.loc[won["closed_at"] >= start]
-    all_cl = _campaign_leads(leads, end)
-    deal_ids = set(all_cl["deal_id"].dropna())
-    won = won.loc[isin(won["deal_id"], deal_ids)]
+    won = won.loc[isin(won["deal_id"], all_cl["deal_id"].dropna())]  # the deals of any campaign lead
     return MarketingRoi(start, end, spend, int(len(cl)), int(len(won)), float(won[amount_col].sum()))
 
 
