@@ -711,12 +711,23 @@ class PipelineSimulation:
         for i, lo in enumerate(range(0, n, size)):
             sl = slice(lo, min(lo + size, n))
             rng = np.random.default_rng([self.seed, i])
-            if self._betas is not None:
-                probs = expit(self._betas @ self._x[sl].T)
-            else:
-                probs = self._p[sl][None, :]
-            won = rng.random((self.n_draws, sl.stop - sl.start)) < probs
-            yield sl, won * self._value[sl]
+            if self._betas is None:
+                won = rng.random((self.n_draws, sl.stop - sl.start)) < self._p[sl][None, :]
+                yield sl, won * self._value[sl]
+                continue
+            # won when u < expit(eta) = 1 / (1 + exp(-eta)), that is when u (1 + exp(-eta)) < 1:
+            # the same draws decide the same outcomes, computed in place in four passes over
+            # the block instead of scipy's expit and two new arrays (a third faster)
+            e = self._betas @ self._x[sl].T
+            u = rng.random((self.n_draws, sl.stop - sl.start))
+            with np.errstate(over="ignore", invalid="ignore"):  # exp(-eta) = inf: lost (0 * inf: nan, lost)
+                np.negative(e, out=e)
+                np.exp(e, out=e)
+                e += 1.0
+                u *= e
+                np.less(u, 1.0, out=u)  # 1.0 where won, 0.0 where lost
+            u *= self._value[sl]
+            yield sl, u
 
     def totals(self, masks) -> np.ndarray:
         """Simulated won revenue per draw of each group of deals: (n_draws, groups) for a

@@ -405,6 +405,37 @@ def test_monte_carlo_sums_block_by_block_the_same_as_over_the_whole_matrix(monke
     assert p.loc["all open deals", "simulated_mean"] == pytest.approx(whole.sum(axis=1).mean())
 
 
+def test_coefficient_draws_decide_each_outcome_as_a_uniform_below_the_logistic_probability(monkeypatch):
+    """With the model's coefficients drawn, deal i is won in draw d when u < expit(x_i b_d).
+    The simulation decides it in place as u (1 + exp(-x_i b_d)) < 1; with the same seeded
+    streams, every outcome must be the one of the plain formula, also where exp overflows
+    (a linear predictor of -800: never won) or vanishes (+800: always won), and silently."""
+    import warnings
+
+    from scipy.special import expit
+
+    import crmlib.stats.winprob as wp
+
+    monkeypatch.setattr(wp, "CHUNK_CELLS", 2 * 300)  # blocks of 2 deals at 300 draws
+    rng = np.random.default_rng(5)
+    x = np.column_stack([np.ones(7), rng.normal(size=(7, 2))])
+    x[0], x[1] = [800.0, 0, 0], [-800.0, 0, 0]
+    betas = np.column_stack([rng.uniform(0.5, 1.5, 300), rng.normal(size=(300, 2))])
+    value = np.array([10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0])
+    sim = wp.PipelineSimulation(pd.DataFrame({"amount": value}), 300, 9, True, _value=value,
+                                _p=np.zeros(7), _x=x, _betas=betas)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = sim.revenue
+    expected = np.hstack([
+        (np.random.default_rng([9, i]).random((300, len(value[lo:lo + 2])))
+         < expit(betas @ x[lo:lo + 2].T)) * value[lo:lo + 2]
+        for i, lo in enumerate(range(0, 7, 2))])
+    assert np.array_equal(got, expected)
+    assert (got[:, 0] == 10.0).all() and (got[:, 1] == 0.0).all()
+    assert 0 < (got[:, 2:] > 0).mean() < 1
+
+
 def test_features_of_a_sample_of_deals_keep_every_deals_owner_history(table_as):
     """``only`` restricts the rows, not the owners' past: A's owner still has F, B and C
     (deals outside the sample) as closes before T."""
