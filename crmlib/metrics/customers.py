@@ -335,11 +335,9 @@ def next_products(orders: pd.DataFrame, *, as_of: pd.Timestamp, start: pd.Timest
     share of pairs with B in the next. ``p_value``: one-sided Fisher exact test.
     Pairs seen fewer than ``min_count`` times are left out; highest lift first.
     """
-    tx, baskets, items = _baskets(orders, as_of, start)
-    acct = tx["account_id"]
+    who, baskets, items = _baskets(orders, as_of, start)
     # transactions are in (customer, day) order: k and k + 1 of the same known customer
-    has_next = np.flatnonzero((acct.iloc[:-1].to_numpy() == acct.iloc[1:].to_numpy())
-                              & acct.iloc[:-1].notna().to_numpy())
+    has_next = np.flatnonzero((who[:-1] == who[1:]) & (who[:-1] >= 0))
     return _pairs(baskets[has_next], baskets[has_next + 1], items, same=False, min_count=min_count,
                   names=("product", "next_product"))
 
@@ -505,21 +503,38 @@ def _transactions(orders, as_of, start, revenue_col, cost_col) -> pd.DataFrame:
 
 def _baskets(orders, as_of, start):
     """The transactions (one customer, one day; in that order, unknown customers last) and
-    what each holds: ``(tx, baskets, items)`` with ``baskets`` a sparse 0/1 matrix of
-    transactions x products (``items``, sorted). A transaction whose lines name no product
-    is a row of zeros: it still counts among the baskets."""
+    what each holds: ``(customer, baskets, items)``, each transaction's customer as an
+    integer (equal for the same customer; unknown customers -1) and ``baskets`` a sparse 0/1
+    matrix of transactions x products (``items``, sorted). A transaction whose lines name
+    no product is a row of zeros: it still counts among the baskets."""
     from scipy import sparse
 
     _require(orders, ("product",), "orders")
     o = _orders_before(orders, as_of, start, None, None, extra=("product",))
-    row, customer, day = _clv.customer_days(o["account_id"], _day(o["ordered_at"]))
-    tx = pd.DataFrame({"account_id": customer, "day": day})
+    row, who, names, _ = _clv.customer_day_codes(o["account_id"], _day(o["ordered_at"]))
+    who[who == len(names)] = -1
     named = o["product"].notna().to_numpy()
-    codes, items = pd.factorize(o.loc[named, "product"].astype(str), sort=True)
-    baskets = sparse.csr_matrix((np.ones(len(codes), dtype="int64"), (row[named], codes)),
-                                shape=(len(tx), len(items)))
+    codes, items = _text_codes(o["product"], named)
+    baskets = sparse.csr_matrix((np.ones(len(codes), dtype="int32"), (row[named], codes)),
+                                shape=(len(who), len(items)))
     baskets.data[:] = 1  # a product on two lines of one basket is in it once
-    return tx, baskets, [str(i) for i in items]
+    return who, baskets, items
+
+
+def _text_codes(values: pd.Series, keep: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """``pd.factorize(values[keep].astype(str), sort=True)``: each kept value's position
+    among the distinct kept values in text order. A categorical column (a large snapshot's
+    product) is ranked by its categories, not turned into millions of strings."""
+    if not isinstance(values.dtype, pd.CategoricalDtype):
+        codes, items = pd.factorize(values[keep].astype(str), sort=True)
+        return codes, [str(i) for i in items]
+    raw = values.cat.codes.to_numpy()[keep]
+    used = np.unique(raw)  # the categories present, by code
+    text = np.array([str(c) for c in values.cat.categories.take(used)], dtype=object)
+    order = np.argsort(text, kind="stable")
+    rank = np.full(len(values.cat.categories), -1, dtype="int64")
+    rank[used[order]] = np.arange(len(used))
+    return rank[raw], [str(t) for t in text[order]]
 
 
 def _pairs(A, B, items, *, same: bool, min_count: int, names: tuple[str, str]) -> pd.DataFrame:

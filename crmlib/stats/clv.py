@@ -634,24 +634,37 @@ def customer_days(customers, days) -> tuple[np.ndarray, pd.Index, np.ndarray]:
     nearly as many groups as lines; one sort of an integer key (customer code x days + day
     number) does it several times faster than grouping the text ids and the dates.
     """
+    group, who, names, day = customer_day_codes(customers, days)
+    return group, names.take(np.where(who == len(names), -1, who), allow_fill=True), day
+
+
+def customer_day_codes(customers, days) -> tuple[np.ndarray, np.ndarray, pd.Index, np.ndarray]:
+    """:func:`customer_days` with each group's customer as its position in ``names`` (sorted;
+    ``len(names)`` for a missing customer): ``(group, who, names, day)``. Consecutive groups
+    of one customer are told apart by comparing integers, not millions of text ids."""
     codes, names = pd.factorize(pd.Series(customers), sort=True)
+    names = pd.Index(names)
     day = np.asarray(days)
     if not len(day):
-        return np.zeros(0, dtype="int64"), pd.Index(names)[:0], day[:0]
-    sortable = np.where(codes < 0, len(names), codes).astype("int64")  # a missing customer after all others
+        return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64"), names[:0], day[:0]
+    key = codes.astype("int64", copy=False)
+    key[key < 0] = len(names)  # a missing customer after all others
+    del codes
     first = day.min()
-    number = ((day - first) // np.timedelta64(1, "D")).astype("int64")
-    span = int(number.max()) + 1
-    key = sortable * span + number
+    span = int((day.max() - first) // np.timedelta64(1, "D")) + 1
+    key *= span
+    key += (day - first) // np.timedelta64(1, "D")  # customer code x days + day number, in place
     order = np.argsort(key, kind="stable")
     ordered = key[order]
-    is_start = np.r_[True, ordered[1:] != ordered[:-1]]
-    group = np.empty(len(key), dtype="int64")
-    group[order] = np.cumsum(is_start) - 1
+    del key
+    is_start = np.empty(len(ordered), dtype=bool)
+    is_start[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=is_start[1:])
     keys = ordered[is_start]
-    who = keys // span
-    customer = pd.Index(names).take(np.where(who == len(names), -1, who), allow_fill=True)
-    return group, customer, first + (keys % span) * np.timedelta64(1, "D")
+    del ordered
+    group = np.empty(len(order), dtype="int64")
+    group[order] = np.cumsum(is_start) - 1
+    return group, keys // span, names, first + (keys % span) * np.timedelta64(1, "D")
 
 
 def _transactions(lines: pd.DataFrame, with_value: bool) -> pd.DataFrame:

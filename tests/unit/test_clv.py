@@ -71,7 +71,7 @@ def test_summary_of_unsorted_lines_keeps_text_ids_and_sums_each_customers_day():
 
 
 def test_customer_days_groups_rows_by_customer_then_day_with_a_missing_customer_last():
-    from crmlib.stats.clv import customer_days
+    from crmlib.stats.clv import customer_day_codes, customer_days
 
     day = pd.to_datetime(["2026-01-02", "2026-01-01", "2026-01-02", "2026-01-01", "2026-01-03", "2026-01-02"]) \
         .as_unit("us").to_numpy()
@@ -83,6 +83,10 @@ def test_customer_days_groups_rows_by_customer_then_day_with_a_missing_customer_
     assert pd.DatetimeIndex(days).strftime("%m-%d").tolist() == ["01-01", "01-01", "01-02", "01-03", "01-02"]
     empty = customer_days(who[:0], day[:0])
     assert len(empty[0]) == len(empty[1]) == len(empty[2]) == 0
+    # the same groups with each one's customer as a position in the sorted names (2: missing)
+    group2, codes, names, days2 = customer_day_codes(who, day)
+    assert group2.tolist() == group.tolist() and names.tolist() == ["a", "b"]
+    assert codes.tolist() == [0, 1, 1, 1, 2] and np.array_equal(days2, days)
 
 
 def test_summary_hold_out_counts_days_after_calibration_and_the_last_day_convention():

@@ -228,6 +228,28 @@ def test_next_products_over_consecutive_transactions():
     assert xy["p_value"] == pytest.approx(math.comb(2, 2) * math.comb(2, 1) / math.comb(4, 3))
 
 
+def test_baskets_are_the_same_from_a_categorical_product_column_as_from_text():
+    """A large snapshot reads the product as a category; its codes rank the products in
+    text order, whatever the order of the categories, and unused categories, missing
+    products and lines of no known customer change nothing."""
+    o = make_orders([
+        ("c1", "2026-01-01", "X", 1, 0), ("c1", "2026-01-01", "Y", 1, 0), ("c1", "2026-01-10", "Y", 1, 0),
+        ("c2", "2026-01-01", "X", 1, 0), ("c2", "2026-01-05", "Y", 1, 0), ("c2", "2026-01-05", None, 1, 0),
+        ("c3", "2026-01-01", "Z", 1, 0), ("c3", "2026-01-02", "X", 1, 0), ("c3", "2026-01-03", "b", 1, 0),
+        (None, "2026-01-02", "Z", 1, 0), (None, "2026-01-04", "X", 1, 0),
+        ("c4", "2026-01-02", "Y", 1, 0), ("c4", "2026-01-02", "Z", 1, 0), ("c4", "2026-01-09", "X", 1, 0),
+    ])
+    cat = o.assign(product=pd.Categorical(o["product"], categories=["Z", "unused", "b", "Y", "X"]))
+    for f in (product_pairs, next_products):
+        text = f(o, as_of=AS_OF, min_count=1)
+        assert len(text) and text.iloc[:, 0].isin(["X", "Y", "Z", "b"]).all()
+        pd.testing.assert_frame_equal(f(cat, as_of=AS_OF, min_count=1), text)
+    # the unknown customer's two days are not consecutive purchases of one customer:
+    # pairs c1 Y->Y (+X), c2 X->Y, c3 Z->X, X->b, c4 Y,Z -> X
+    nxt = next_products(o, as_of=AS_OF, min_count=1)
+    assert nxt["baskets"].iloc[0] == 5 and ("Z", "X") in set(zip(nxt["product"], nxt["next_product"]))
+
+
 # ----------------------------------------------------------------------------- lifetime value
 @pytest.fixture(scope="module")
 def value_orders():
