@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -57,16 +58,7 @@ def customer_cohorts(orders: pd.DataFrame, deals: pd.DataFrame | None = None, *,
     ``first_deal_id`` and ``source`` (``"(unknown)"`` without one). Order lines without
     an account are left out.
     """
-    o = _orders(orders, as_of, None)
-    out = o.groupby("account_id", sort=True)["ordered_at"].min().rename("first_order").reset_index()
-    idx = _period_index(_local(out["first_order"]), freq)
-    out["cohort_index"] = idx
-    out["cohort"] = _labels(idx, freq)
-    if deals is not None:
-        src = _first_won_deal(deals, as_of)
-        out = out.merge(src, on="account_id", how="left")
-        out["source"] = out["source"].fillna(UNKNOWN_SOURCE).astype("str")
-    return out
+    return _Coded(orders, as_of, freq, None, deals).customers
 
 
 @metric(report="10", unit="pct")
@@ -81,14 +73,14 @@ def cohort_activity(orders: pd.DataFrame, *, as_of: pd.Timestamp, freq: str = "m
     complete (the cohort's acquisition period has ended).
     """
     as_of = ensure_instant(as_of)
-    o = _orders(orders, as_of, revenue_col)
-    coh = customer_cohorts(orders, as_of=as_of, freq=freq)
-    o = _with_cohort(o, coh)
-    o["age"] = _period_index(_local(o["ordered_at"]), freq) - o["cohort_index"]
-    o = o[o["age"] <= max_age]
-    buyers = o.groupby(["cohort_index", "age"])["account_id"].nunique()
+    c = _Coded(orders, as_of, freq, revenue_col)
+    coh = c.customers
+    young = c.age <= max_age
+    cells = pd.DataFrame({"cohort_index": c.cohort_index[young], "age": c.age[young], "_who": c.who[young]})
+    buyers = cells.drop_duplicates().groupby(["cohort_index", "age"]).size()
     if revenue_col:
-        revenue = o.groupby(["cohort_index", "age"])[revenue_col].sum()
+        cells[revenue_col] = c.lines[revenue_col].to_numpy()[young]
+        revenue = cells.groupby(["cohort_index", "age"])[revenue_col].sum()
     else:  # retention only: no money needed
         revenue = pd.Series(np.nan, index=buyers.index)
     sizes = coh.groupby("cohort_index").size()
@@ -343,7 +335,8 @@ def customer_churn(orders: pd.DataFrame, *, as_of: pd.Timestamp, inactive_months
         raise CrmConfigError(f"inactive_months must be at least 1, not {inactive_months}")
     o = _orders(orders, as_of, None)
     cutoff = as_of - pd.DateOffset(months=int(inactive_months))
-    g = o.groupby("account_id")["ordered_at"]
+    who, _ = pd.factorize(o["account_id"])  # integers: one hash of the ids, not one per group-by
+    g = o["ordered_at"].groupby(who)
     first, last = g.min(), g.max()
     eligible = first < cutoff
     churned = eligible & (last < cutoff)
@@ -361,16 +354,13 @@ def repeat_rate_by_cohort(orders: pd.DataFrame, *, as_of: pd.Timestamp, freq: st
     whatever the age), complete.
     """
     as_of = ensure_instant(as_of)
-    o = _orders(orders, as_of, None)
-    coh = customer_cohorts(orders, as_of=as_of, freq=freq)
-    o = _with_cohort(o, coh)
-    o["_day"] = _local(o["ordered_at"]).dt.normalize()
-    o["age"] = _period_index(_local(o["ordered_at"]), freq) - o["cohort_index"]
-    days = o.drop_duplicates(["account_id", "_day"])
-    n_all = days.groupby("account_id").size()
-    n_in = days[days["age"] <= within].groupby("account_id").size()
-    coh["_repeat"] = coh["account_id"].map(n_in).fillna(0).to_numpy() >= 2
-    coh["_so_far"] = coh["account_id"].map(n_all).fillna(0).to_numpy() >= 2
+    c = _Coded(orders, as_of, freq, None)
+    coh = c.customers
+    first = c.first_of_day()
+    n_all = np.bincount(c.who[first], minlength=len(coh))
+    n_in = np.bincount(c.who[first & (c.age <= within)], minlength=len(coh))
+    coh["_repeat"] = n_in >= 2
+    coh["_so_far"] = n_all >= 2
     g = coh.groupby("cohort_index", sort=True)
     out = pd.DataFrame({"customers": g.size(), "repeaters": g["_repeat"].sum(),
                         "repeaters_so_far": g["_so_far"].sum()}).astype("int64")
@@ -446,24 +436,62 @@ def _orders(orders: pd.DataFrame, as_of, revenue_col) -> pd.DataFrame:
     _require(orders, ["account_id", "ordered_at"], "orders")
     if revenue_col:  # a missing revenue_rep gets a hint to convert with money.to_reporting
         require_single_currency(orders, revenue_col, table="orders")
-    o = orders.loc[(orders["ordered_at"] < as_of) & orders["account_id"].notna()]
+    cols = ["account_id", "ordered_at", *([revenue_col] if revenue_col else [])]
+    o = orders.loc[(orders["ordered_at"] < as_of) & orders["account_id"].notna(), cols]  # not a copy of all
     if revenue_col and o[revenue_col].isna().any():
         raise CrmDataError(f"orders: {int(o[revenue_col].isna().sum())} lines have no {revenue_col}",
                            table="orders", column=revenue_col)
     return o
 
 
-def _with_cohort(o: pd.DataFrame, coh: pd.DataFrame) -> pd.DataFrame:
-    """The order lines ``o`` with their customer's ``cohort_index`` (``coh`` is
-    :func:`customer_cohorts` of the same lines, so every account is in it): a hash look-up of
-    each line's account, in the lines' order, where a merge on 20 million lines spent seconds
-    ordering the keys."""
-    from ..lookup import positions
+class _Coded:
+    """The order lines before as_of with a known customer, and per line, as integers: its
+    customer (``who``: the row of ``customers``, sorted by account), its customer's
+    ``cohort_index``, its ``age`` and its local ``day`` number (each worked out when first
+    asked for). The ids are hashed once for all of them; grouping and counting 20 million
+    lines by text ids took most of the time of every cohort metric."""
 
-    at = positions(o["account_id"], coh["account_id"])
-    if (at < 0).any():  # a programming error, not a data one: coh must come from these lines
-        raise ValueError("an order line's account has no cohort")
-    return o.assign(cohort_index=coh["cohort_index"].to_numpy()[at]).reset_index(drop=True)
+    def __init__(self, orders: pd.DataFrame, as_of, freq: str, revenue_col, deals: pd.DataFrame | None = None):
+        o = _orders(orders, ensure_instant(as_of), revenue_col)
+        who, names = pd.factorize(o["account_id"], sort=True)
+        first = o["ordered_at"].groupby(who, sort=True).min()
+        out = pd.DataFrame({"account_id": pd.Series(names, dtype=o["account_id"].dtype),
+                            "first_order": first.reset_index(drop=True)})  # not to_numpy: Timestamp objects
+        idx = _period_index(_local(out["first_order"]), freq)
+        out["cohort_index"] = idx
+        out["cohort"] = _labels(idx, freq)
+        if deals is not None:  # one won deal per account at most: the rows stay one per customer, in order
+            src = _first_won_deal(deals, as_of)
+            out = out.merge(src, on="account_id", how="left")
+            if len(out) != len(names):
+                raise ValueError("an account has two first won deals")  # a programming error
+            out["source"] = out["source"].fillna(UNKNOWN_SOURCE).astype("str")
+        self.lines, self.customers, self.who, self.freq = o, out, who, freq
+
+    @cached_property
+    def _local(self) -> pd.Series:
+        return _local(self.lines["ordered_at"])
+
+    @cached_property
+    def cohort_index(self) -> np.ndarray:
+        return self.customers["cohort_index"].to_numpy(dtype="int64")[self.who]
+
+    @cached_property
+    def age(self) -> np.ndarray:
+        return _period_index(self._local, self.freq).to_numpy(dtype="int64") - self.cohort_index
+
+    @cached_property
+    def day(self) -> np.ndarray:
+        return self._local.to_numpy().astype("datetime64[D]").astype("int64")
+
+    def first_of_day(self) -> np.ndarray:
+        """True on one line of each customer and local day (purchases are counted in days)."""
+        day = self.day
+        if not len(day):
+            return np.zeros(0, dtype=bool)
+        lo = int(day.min())
+        key = self.who.astype("int64") * (int(day.max()) - lo + 1) + (day - lo)
+        return ~pd.Series(key).duplicated().to_numpy()  # a hash of integers, not a sort
 
 
 def _local(ts: pd.Series) -> pd.Series:
@@ -474,13 +502,21 @@ def _local(ts: pd.Series) -> pd.Series:
 
 def _period_index(local: pd.Series, freq: str) -> pd.Series:
     step = FREQS[_check_freq(freq)]
-    months = local.dt.year.astype("int64") * 12 + local.dt.month.astype("int64") - 1
-    return months // step
+    # year x 12 + month - 1, from the months since 1970-01 (numpy's calendar months: one
+    # pass, where the year and month accessors each take seconds on 20 million lines)
+    local = pd.Series(local)  # naive, never missing: the callers keep instants before as_of
+    months = local.to_numpy().astype("datetime64[M]").astype("int64") + 1970 * 12
+    return pd.Series(months // step, index=local.index)
 
 
 def _labels(index, freq: str) -> np.ndarray:
     step = FREQS[_check_freq(freq)]
-    idx = np.asarray(index, dtype="int64")
+    idx, back = np.unique(np.asarray(index, dtype="int64"), return_inverse=True)
+    return _period_labels(idx, step, freq)[back] if len(idx) else np.array([], dtype=object)
+
+
+def _period_labels(idx: np.ndarray, step: int, freq: str) -> np.ndarray:
+    """The label of each distinct period (a few dozen), formatted once each."""
     months = idx * step
     years, month0 = months // 12, months % 12
     if freq == "month":
@@ -522,14 +558,10 @@ def _first_won_deal(deals: pd.DataFrame, as_of) -> pd.DataFrame:
 
 def _customer_window(orders, deals, as_of, freq, first, last) -> pd.DataFrame:
     """Per customer: retained (bought in ages first..last), purchases (days) in it, window complete."""
-    o = _orders(orders, as_of, None)
-    coh = customer_cohorts(orders, deals, as_of=as_of, freq=freq)
-    o = _with_cohort(o, coh)
-    o["_day"] = _local(o["ordered_at"]).dt.normalize()
-    o["age"] = _period_index(_local(o["ordered_at"]), freq) - o["cohort_index"]
-    inside = o[(o["age"] >= first) & (o["age"] <= last)].drop_duplicates(["account_id", "_day"])
-    n = inside.groupby("account_id").size()
-    coh["_purchases"] = coh["account_id"].map(n).fillna(0).astype("int64").to_numpy()
+    c = _Coded(orders, as_of, freq, None, deals)
+    coh = c.customers
+    inside = c.first_of_day() & (c.age >= first) & (c.age <= last)
+    coh["_purchases"] = np.bincount(c.who[inside], minlength=len(coh)).astype("int64")
     coh["_retained"] = coh["_purchases"] > 0
     coh["_kept"] = coh["_purchases"] >= 2
     coh["_complete"] = _period_ended(coh["cohort_index"] + last, freq, as_of, orders["ordered_at"]).to_numpy()

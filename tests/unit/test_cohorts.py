@@ -192,6 +192,37 @@ def test_repeat_rate_by_cohort_censors_young_cohorts():
     assert pd.isna(r.loc["2026-03", "repeaters"])
 
 
+def test_purchases_are_local_days_and_lines_without_a_customer_count_nowhere():
+    """Days and months are the orders' own (Berlin) calendar; two lines on one local day
+    are one purchase, lines on two local days two, even when they fall on one UTC day."""
+    tz = "Europe/Berlin"
+    rows = [("X", "2026-01-10 10:00"), ("X", "2026-02-14 23:30"), ("X", "2026-02-15 00:10"),
+            ("Y", "2026-02-01 00:30"),  # 2026-01-31 23:30 UTC: a February customer in Berlin
+            ("Y", "2026-03-05 08:00"), ("Y", "2026-03-05 20:00"),
+            ("Z", "2026-03-10 09:00"), ("Z", "2026-03-10 18:00"),
+            (None, "2026-01-15 12:00"), (None, "2026-03-15 12:00")]
+    o = pd.DataFrame({"account_id": pd.Series([r[0] for r in rows], dtype="str"),
+                      "ordered_at": pd.Series([pd.Timestamp(r[1], tz=tz) for r in rows],
+                                              dtype=f"datetime64[us, {tz}]")})
+    as_of = pd.Timestamp("2026-04-01", tz=tz)
+    c = customer_cohorts(o, as_of=as_of).set_index("account_id")
+    assert c["cohort"].to_dict() == {"X": "2026-01", "Y": "2026-02", "Z": "2026-03"}
+    assert c.loc["Y", "first_order"] == pd.Timestamp("2026-02-01 00:30", tz=tz)
+    w = cohort_retention(o, as_of=as_of, ages=(1, 1)).set_index("cohort")
+    # X's month 1 (February): two days, kept buying; Y's (March): one day of two lines
+    assert w.loc["2026-01", ["customers", "retained", "purchases", "kept_buying"]].tolist() == [1, 1, 2, 1]
+    assert w.loc["2026-02", ["customers", "retained", "purchases", "kept_buying"]].tolist() == [1, 1, 1, 0]
+    r = repeat_rate_by_cohort(o, as_of=as_of, within=0).set_index("cohort")
+    # within the acquisition month: X one day (Jan 10), Y one, Z one day of two lines
+    assert r["repeaters_so_far"].to_dict() == {"2026-01": 1, "2026-02": 1, "2026-03": 0}
+    assert r.loc["2026-01", "repeaters"] == 0 and r.loc["2026-03", "repeaters"] == 0
+    a = cohort_activity(o, as_of=as_of, max_age=2, revenue_col=None).set_index(["cohort", "age"])
+    assert a.loc[("2026-01", 1), "buyers"] == 1 and a.loc[("2026-01", 2), "buyers"] == 0
+    assert a.loc[("2026-02", 1), "buyers"] == 1 and a["customers"].max() == 1
+    churn = customer_churn(o, as_of=as_of, inactive_months=1)  # cutoff March 1st: X and Y counted
+    assert (churn.churned, churn.customers) == (1, 2)
+
+
 def test_deal_cohort_win_rates_are_cumulative_and_censored():
     d = make_deals([
         ("K1", "a", "won", "2026-01-10", "2026-01-20", "web"),
@@ -270,3 +301,15 @@ def test_title_helpers_state_the_finding():
     assert np.isfinite(act["cumulative_revenue_per_customer"].iloc[0])
     # only 2026-01 has all ages 0-2 observed: 500 of its 900 at age 0
     assert narrative.cohort_total_revenue_title(act) == "The first order brings 56% of what a cohort buys by month 2 (1 cohort old enough)"
+
+
+def test_period_index_counts_calendar_months_and_quarters_from_year_zero():
+    from crmlib.metrics.cohorts import _period_index
+
+    when = pd.Series([pd.Timestamp(x) for x in ("1969-12-31 23:59:59.999999", "1970-01-01", "1899-02-15 12:00",
+                                                "2026-03-31 23:59:59.999999", "2026-04-01", "2400-12-31")],
+                     dtype="datetime64[us]", index=[5, 3, 9, 1, 7, 2])
+    by_hand = [1969 * 12 + 11, 1970 * 12, 1899 * 12 + 1, 2026 * 12 + 2, 2026 * 12 + 3, 2400 * 12 + 11]
+    assert _period_index(when, "month").tolist() == by_hand
+    assert _period_index(when, "quarter").tolist() == [m // 3 for m in by_hand]
+    assert _period_index(when, "month").index.tolist() == [5, 3, 9, 1, 7, 2]  # aligned with its input
