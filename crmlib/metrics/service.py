@@ -69,14 +69,6 @@ def _by(by) -> list[str]:
     return [by] if isinstance(by, str) else list(by)
 
 
-def _groups(frame: pd.DataFrame, by: list[str]):
-    if not by:
-        yield (), frame
-        return
-    for key, g in frame.groupby(by, sort=True, dropna=False):
-        yield (key if isinstance(key, tuple) else (key,)), g
-
-
 def _week_start(ts: pd.Series) -> pd.Series:
     """Monday (naive date at midnight) of the local ISO week of each timestamp."""
     local = ts.dt.tz_localize(None) if ts.dt.tz is not None else ts
@@ -100,17 +92,38 @@ def _sla_flags(t: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     return out
 
 
-def _km_hours(t: pd.DataFrame, done_col: str, as_of: pd.Timestamp, alpha: float) -> dict:
-    """Kaplan–Meier median (with interval) and 90th percentile of created -> done_col, in hours."""
-    if not len(t):
-        return dict(n=0, events=0, censored=0, median=math.nan, median_low=math.nan, median_high=math.nan,
-                    p90=math.nan)
+def _waits(t: pd.DataFrame, done_col: str, as_of: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    """Hours from created_at to ``done_col`` of every ticket (to as_of while still waiting:
+    censored) and whether it is done."""
     done = t[done_col].notna().to_numpy()
     stop = t[done_col].where(t[done_col].notna(), as_of)
-    hours = ((stop - t["created_at"]) / _HOUR).to_numpy(dtype="float64").clip(min=0)
+    return ((stop - t["created_at"]) / _HOUR).to_numpy(dtype="float64").clip(min=0), done
+
+
+def _km_hours(hours: np.ndarray, done: np.ndarray, alpha: float) -> dict:
+    """Kaplan–Meier median (with interval) and 90th percentile of the waits, in hours."""
+    if not len(hours):
+        return dict(n=0, events=0, censored=0, median=math.nan, median_low=math.nan, median_high=math.nan,
+                    p90=math.nan)
     km = kaplan_meier(hours, done, alpha=alpha)
     return dict(n=km.n, events=km.events, censored=km.censored, median=km.median, median_low=km.median_low,
                 median_high=km.median_high, p90=km.quantile(0.9))
+
+
+def _group_positions(frame: pd.DataFrame, by: list[str]):
+    """(key, row positions) of each group of ``frame`` by ``by``, in sorted key order (a
+    missing key is a group too): thousands of agents' rows picked from arrays computed
+    once, not a frame built per agent."""
+    if not by:
+        yield (), np.arange(len(frame))
+        return
+    gb = frame.groupby(by, sort=True, dropna=False)
+    ids = gb.ngroup().to_numpy()
+    keys = gb.size().index
+    order = np.argsort(ids, kind="stable")
+    bounds = np.searchsorted(ids[order], np.arange(len(keys) + 1))
+    for i, key in enumerate(keys):
+        yield (key if isinstance(key, tuple) else (key,)), order[bounds[i]:bounds[i + 1]]
 
 
 # ----------------------------------------------------------------------------- volume
@@ -159,10 +172,12 @@ def service_times(tickets: pd.DataFrame, as_of: pd.Timestamp, *, start: pd.Times
     t = _tickets_before(tickets, as_of, start, end)
     _require(t, cols, "tickets")
     rows = []
-    for key, g in _groups(t, cols):
-        fr = _km_hours(g, "first_response_at", as_of, alpha)
-        rs = _km_hours(g, "resolved_at", as_of, alpha)
-        rows.append({**dict(zip(cols, key)), "tickets": len(g), "responded": fr["events"],
+    fr_hours, fr_done = _waits(t, "first_response_at", as_of)
+    rs_hours, rs_done = _waits(t, "resolved_at", as_of)
+    for key, at in _group_positions(t, cols):
+        fr = _km_hours(fr_hours[at], fr_done[at], alpha)
+        rs = _km_hours(rs_hours[at], rs_done[at], alpha)
+        rows.append({**dict(zip(cols, key)), "tickets": len(at), "responded": fr["events"],
                      "first_response_median_h": fr["median"], "first_response_low_h": fr["median_low"],
                      "first_response_high_h": fr["median_high"], "first_response_p90_h": fr["p90"],
                      "resolved": rs["events"], "open": rs["censored"], "resolution_median_h": rs["median"],

@@ -115,6 +115,34 @@ def test_agent_load_counts_tickets_and_open_now(small):
     assert out.loc["U1", "name"] == "Ann <b>"
 
 
+def test_service_times_per_agent_take_each_agents_own_waits(small):
+    """Each agent's curves come from that agent's tickets only (hours written out by hand,
+    open tickets censored at as_of), a ticket without an agent is its own group, and a
+    categorical agent column (as a large snapshot reads it) groups the same way."""
+    from crmlib.stats.survival import kaplan_meier
+
+    extra = tickets([("T7", "D", "2026-02-27 09:00", "2026-02-27 09:30", None, "2026-02-28 09:00", "low", "bug",
+                      None, None)])
+    t = pd.concat([small, extra], ignore_index=True)
+    waits = {  # agent: (first-response hours, answered), (resolution hours, resolved)
+        "U1": (([1, 4, 1], [1, 1, 1]), ([2, 48, 87], [1, 1, 0])),  # T5 resolved after as_of
+        "U2": (([111, 2], [0, 1]), ([111, 12], [0, 0])),
+        None: (([0.5], [1]), ([63], [0])),
+    }
+    cat = t.assign(agent_id=pd.Categorical(t["agent_id"], categories=["U9", "U2", "U1"]))
+    for frame, order in ((t, ["U1", "U2", None]), (cat, ["U2", "U1", None])):
+        out = service.service_times(frame, AS_OF, by="agent_id")
+        agents = [None if pd.isna(a) else a for a in out["agent_id"]]
+        assert agents == order
+        for agent, row in zip(agents, out.itertuples(index=False), strict=True):
+            (fh, fe), (rh, re) = waits[agent]
+            fr, rs = kaplan_meier(fh, np.array(fe, bool)), kaplan_meier(rh, np.array(re, bool))
+            assert row.tickets == len(fh) and row.responded == sum(fe) and row.resolved == sum(re)
+            for got, want in ((row.first_response_median_h, fr.median), (row.first_response_high_h, fr.median_high),
+                              (row.first_response_p90_h, fr.quantile(0.9)), (row.resolution_median_h, rs.median)):
+                assert got == pytest.approx(want, nan_ok=True)
+
+
 def _weekly_tickets(weeks_met):
     """One ticket per (week, k) with judged outcome; weeks_met: list of (monday, judged, met)."""
     rows = []
