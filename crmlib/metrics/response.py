@@ -714,7 +714,7 @@ def _calls(activities: pd.DataFrame, as_of: pd.Timestamp, *, columns: Sequence[s
         from ..pushdown.deal_rows import picked_rows
 
         where = {"type": is_call, **({} if ways is None else {"direction": ways}),
-                 **({} if key is None else {key[0]: pd.Series(key[1]).dropna().tolist()})}
+                 **({} if key is None else {key[0]: pd.Series(key[1]).dropna()})}
         got = picked_rows(activities, columns=list(dict.fromkeys([*cols, "direction"])), before=as_of,
                           where=where, since=since, until=until)
         raw = got["direction"]

@@ -74,16 +74,17 @@ def _where(t, time_col: str, bounds, deal_ids=None, values: Mapping[str, Sequenc
     values, the non-missing ``present`` columns and the deals ``deal_ids``."""
     h = t.mutate(_us=micros(t[time_col], _DIALECT))
     conds = [h._us < v if op == "<" else h._us >= v for op, v in bounds]
-    values = {col: list(allowed) for col, allowed in (values or {}).items()}
-    long = {col: allowed for col, allowed in values.items() if len(allowed) > INLINE_VALUES}
-    conds += [h[col].isin(allowed) for col, allowed in values.items() if col not in long]
+    values = {col: allowed if hasattr(allowed, "__len__") else list(allowed)
+              for col, allowed in (values or {}).items()}
+    joins = [(col, allowed) for col, allowed in values.items() if len(allowed) > INLINE_VALUES]
+    conds += [h[col].isin(list(allowed)) for col, allowed in values.items() if len(allowed) <= INLINE_VALUES]
     conds += [h[col].notnull() for col in present]
     if conds:
         h = h.filter(conds)
-    for col, allowed in long.items():  # a join, not a literal list (see INLINE_VALUES)
-        h = h.semi_join(values_memtable(col, allowed, h[col].type()), col)
-    if deal_ids is not None:  # built inside the query: the id table belongs to its connection
-        h = h.semi_join(ids_memtable(deal_ids), "deal_id")
+    if deal_ids is not None:  # the deals asked for: always a join, however few
+        joins.append(("deal_id", deal_ids))
+    for col, allowed in joins:  # a join, not a literal list (see INLINE_VALUES); the table is
+        h = h.semi_join(values_memtable(col, allowed, h[col].type()), col)  # built inside the query
     return h
 
 
