@@ -469,7 +469,7 @@ class _Coded:
         self.lines, self.customers, self.who, self.freq = o, out, who, freq
 
     @cached_property
-    def _local(self) -> pd.Series:
+    def local_time(self) -> pd.Series:
         return _local(self.lines["ordered_at"])
 
     @cached_property
@@ -478,19 +478,17 @@ class _Coded:
 
     @cached_property
     def age(self) -> np.ndarray:
-        return _period_index(self._local, self.freq).to_numpy(dtype="int64") - self.cohort_index
+        return _period_index(self.local_time, self.freq).to_numpy(dtype="int64") - self.cohort_index
 
     @cached_property
     def day(self) -> np.ndarray:
-        return self._local.to_numpy().astype("datetime64[D]").astype("int64")
+        return self.local_time.to_numpy().astype("datetime64[D]").astype("int64")
 
     def first_of_day(self) -> np.ndarray:
         """True on one line of each customer and local day (purchases are counted in days)."""
-        day = self.day
-        if not len(day):
-            return np.zeros(0, dtype=bool)
-        lo = int(day.min())
-        key = self.who.astype("int64") * (int(day.max()) - lo + 1) + (day - lo)
+        from ..stats.clv import customer_day_key
+
+        key, _ = customer_day_key(self.who, self.day)
         return ~pd.Series(key).duplicated().to_numpy()  # a hash of integers, not a sort
 
 

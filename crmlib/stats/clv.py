@@ -647,13 +647,11 @@ def customer_day_codes(customers, days) -> tuple[np.ndarray, np.ndarray, pd.Inde
     day = np.asarray(days)
     if not len(day):
         return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64"), names[:0], day[:0]
-    key = codes.astype("int64", copy=False)
-    key[key < 0] = len(names)  # a missing customer after all others
-    del codes
+    codes = codes.astype("int64", copy=False)
+    codes[codes < 0] = len(names)  # a missing customer after all others
     first = day.min()
-    span = int((day.max() - first) // np.timedelta64(1, "D")) + 1
-    key *= span
-    key += (day - first) // np.timedelta64(1, "D")  # customer code x days + day number, in place
+    key, span = customer_day_key(codes, (day - first) // np.timedelta64(1, "D"), in_place=True)
+    del codes
     order = np.argsort(key, kind="stable")
     ordered = key[order]
     del key
@@ -665,6 +663,19 @@ def customer_day_codes(customers, days) -> tuple[np.ndarray, np.ndarray, pd.Inde
     group = np.empty(len(order), dtype="int64")
     group[order] = np.cumsum(is_start) - 1
     return group, keys // span, names, first + (keys % span) * np.timedelta64(1, "D")
+
+
+def customer_day_key(codes: np.ndarray, days: np.ndarray, *, in_place: bool = False) -> tuple[np.ndarray, int]:
+    """One integer per (customer, day), ordered by customer, then day: ``codes`` (non-negative
+    integers) x span + the day's number from the first day, with span the number of days
+    covered; returns (key, span). ``in_place`` reuses ``codes`` (int64) for the key."""
+    days = np.asarray(days, dtype="int64")
+    lo = int(days.min()) if len(days) else 0
+    span = int(days.max()) - lo + 1 if len(days) else 1
+    key = codes if in_place else np.asarray(codes, dtype="int64").copy()
+    key *= span
+    key += days - lo
+    return key, span
 
 
 def _transactions(lines: pd.DataFrame, with_value: bool) -> pd.DataFrame:

@@ -288,3 +288,13 @@ def test_simulation_is_reproducible_with_a_seed():
     b = simulate_customers(100, r=0.3, alpha=4, a=0.8, b=2.5, T=30, seed=9)
     pd.testing.assert_frame_equal(a, b)
     assert (a["recency"] <= a["T"]).all() and ((a["frequency"] == 0) == (a["recency"] == 0)).all()
+
+
+def test_customer_day_key_orders_pairs_by_customer_then_day():
+    from crmlib.stats.clv import customer_day_key
+
+    codes = np.array([2, 0, 2, 1, 0])
+    days = np.array([20_100, 20_105, 20_101, 20_100, 20_105])  # day numbers since 1970
+    key, span = customer_day_key(codes, days)
+    assert span == 6 and key.tolist() == [12, 5, 13, 6, 5]  # code x 6 + (day - 20,100)
+    assert codes.tolist() == [2, 0, 2, 1, 0]  # not changed unless asked
